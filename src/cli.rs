@@ -1,0 +1,298 @@
+//! Command-line definitions (clap derive). Parsing only; the work happens in the modules.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The client ID used when neither `--client-id` nor `COMFY_CLIENT_ID` is given: the same one
+/// the RunPod worker-comfyui handler uses, so a server sees one stable identity.
+pub const DEFAULT_CLIENT_ID: &str = "runpod-worker-stable-client";
+/// ComfyUI's default listen address.
+pub const DEFAULT_COMFY_URL: &str = "http://127.0.0.1:8188";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "comfyctl",
+    version,
+    about = "Normalize, verify and send ComfyUI API-format workflows to ComfyUI or RunPod, and save the outputs",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Rename node IDs to stable, structural, readable names and rewrite every link.
+    Normalize(NormalizeArgs),
+    /// Check workflows for problems before spending GPU time on them.
+    Verify(VerifyArgs),
+    /// Send a workflow to a ComfyUI server (default) or a RunPod endpoint, and save its outputs.
+    Send(Box<SendArgs>),
+    /// Show (and optionally save the outputs of) a RunPod job.
+    Status(StatusArgs),
+    /// Cancel a RunPod job.
+    Cancel(CancelArgs),
+    /// Manage saved copies of a server's node schema (/object_info).
+    Schema(SchemaArgs),
+    /// Convert a UI-format workflow to API format using a server's node schema.
+    Convert(ConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NormalizeArgs {
+    /// Workflow file (API format, RunPod request or /prompt body); `-` for standard input.
+    #[arg(default_value = "-")]
+    pub workflow: PathBuf,
+    /// Write here (atomically) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Write nothing; exit 1 with a one-line reason if the file is not already normalized.
+    #[arg(long, conflicts_with = "output")]
+    pub check: bool,
+    /// Print `old → new` for every node to standard error.
+    #[arg(long)]
+    pub show_map: bool,
+    /// JSON object class_type → name that overrides or extends the built-in name table.
+    #[arg(long, value_name = "FILE")]
+    pub names: Option<PathBuf>,
+    #[command(flatten)]
+    pub schema: SchemaSource,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Workflow files; `-` for standard input.
+    #[arg(required = true)]
+    pub workflows: Vec<PathBuf>,
+    /// Print diagnostics as one JSON document on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// Treat warnings as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Name table overrides, as for `normalize --names`.
+    #[arg(long, value_name = "FILE")]
+    pub names: Option<PathBuf>,
+    #[command(flatten)]
+    pub schema: SchemaSource,
+}
+
+/// Where a node schema (ComfyUI's /object_info) comes from.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SchemaSource {
+    /// Fetch the node schema from this ComfyUI server (GET /object_info).
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+    /// Use a saved /object_info JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub object_info: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Workflow file (API format, RunPod request or /prompt body); `-` for standard input.
+    pub workflow: PathBuf,
+
+    /// Input image for a LoadImage node: `PATH`, or `NODE=PATH` when there are several
+    /// (NODE = normalized ID, original ID, or the node's title). Repeatable.
+    #[arg(long = "image", value_name = "[NODE=]PATH")]
+    pub images: Vec<String>,
+    /// Text of the positive prompt node (the one that reaches a sampler's `positive` input).
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Text of the negative prompt node.
+    #[arg(long)]
+    pub negative: Option<String>,
+    /// Set every `seed` / `noise_seed` input to N.
+    #[arg(long, value_name = "N", conflicts_with = "random_seed")]
+    pub seed: Option<u64>,
+    /// Set every `seed` / `noise_seed` input to a fresh random value.
+    #[arg(long)]
+    pub random_seed: bool,
+    /// Set any literal input: `NODE.INPUT=VALUE` (VALUE parsed as JSON when it parses, else a string).
+    #[arg(long = "set", value_name = "NODE.INPUT=VALUE")]
+    pub sets: Vec<String>,
+    /// Send the workflow with its IDs as they are.
+    #[arg(long)]
+    pub no_normalize: bool,
+    /// Name table overrides, as for `normalize --names`.
+    #[arg(long, value_name = "FILE")]
+    pub names: Option<PathBuf>,
+
+    // ---- direct ComfyUI ----
+    /// ComfyUI server URL (http or https, optional base path).
+    #[arg(long, env = "COMFY_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// Client ID sent with every request (a stable identity for the server).
+    #[arg(long, env = "COMFY_CLIENT_ID", default_value = DEFAULT_CLIENT_ID, value_name = "ID")]
+    pub client_id: String,
+    /// Extra HTTP header for ComfyUI behind a proxy, `Name: value` (repeatable). Values are never printed.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Also save `type: temp` previews.
+    #[arg(long)]
+    pub include_temp: bool,
+    /// Check the workflow against the server's node schema before queueing
+    /// (default: on for ComfyUI when it answers /object_info).
+    #[arg(long, overrides_with = "no_preflight")]
+    pub preflight: bool,
+    /// Skip the schema check.
+    #[arg(long)]
+    pub no_preflight: bool,
+    /// Use this saved /object_info for the preflight check instead of asking the server.
+    #[arg(long, value_name = "FILE")]
+    pub object_info: Option<PathBuf>,
+
+    // ---- RunPod ----
+    #[command(flatten)]
+    pub runpod: RunpodTarget,
+    /// Use /runsync instead of /run + polling.
+    #[arg(long)]
+    pub sync: bool,
+    /// Fixed poll interval for /status (default: adaptive).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub poll_interval: Option<Duration>,
+    /// RunPod execution timeout for the job (policy.executionTimeout).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub execution_timeout: Option<Duration>,
+    /// RunPod job time-to-live (policy.ttl).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub ttl: Option<Duration>,
+    /// URL RunPod calls when the job finishes.
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+
+    // ---- common ----
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// Give up (and cancel the remote job) after this long, e.g. 90s, 10m, 1h.
+    #[arg(long, value_parser = parse_duration, default_value = "30m", value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+/// How to reach a RunPod endpoint.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RunpodTarget {
+    /// RunPod endpoint ID (selects the RunPod path).
+    #[arg(long, env = "RUNPOD_ENDPOINT_ID", value_name = "ID")]
+    pub endpoint: Option<String>,
+    /// Replace the whole RunPod base URL (https://api.runpod.ai/v2/ID), e.g. the SDK's local test
+    /// server at http://127.0.0.1:8000. Selects the RunPod path.
+    #[arg(long, env = "RUNPOD_URL", value_name = "URL")]
+    pub runpod_url: Option<String>,
+    /// Read the RunPod API key from this file (default: the RUNPOD_API_KEY environment variable).
+    /// There is deliberately no flag that takes the key itself.
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+}
+
+impl RunpodTarget {
+    pub fn is_set(&self) -> bool {
+        self.endpoint.is_some() || self.runpod_url.is_some()
+    }
+}
+
+/// Output saving and reporting, shared by every command that saves files.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Directory for the outputs (created if missing).
+    #[arg(
+        short = 'o',
+        long = "output-dir",
+        default_value = ".",
+        value_name = "DIR"
+    )]
+    pub output_dir: PathBuf,
+    /// Replace existing files instead of adding -1, -2, ...
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Succeed even if no output files came back.
+    #[arg(long)]
+    pub allow_empty: bool,
+    /// Print one JSON object with the result on standard output.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress and no messages, only errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// More detail (-v, -vv).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The RunPod job ID that `send` printed.
+    pub job_id: String,
+    #[command(flatten)]
+    pub runpod: RunpodTarget,
+    /// Wait until the job finishes, then save its outputs.
+    #[arg(long)]
+    pub wait: bool,
+    /// Save the outputs of a finished job.
+    #[arg(long)]
+    pub save: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// With --wait: give up after this long.
+    #[arg(long, value_parser = parse_duration, default_value = "30m", value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    /// The RunPod job ID.
+    pub job_id: String,
+    #[command(flatten)]
+    pub runpod: RunpodTarget,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    #[command(subcommand)]
+    pub command: SchemaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Fetch /object_info from a server and save it in the user cache (used by verify offline).
+    Pull {
+        /// ComfyUI server URL.
+        #[arg(long, env = "COMFY_URL", default_value = DEFAULT_COMFY_URL)]
+        url: String,
+        /// Extra HTTP header `Name: value` (repeatable).
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        headers: Vec<String>,
+    },
+    /// Show where cached schemas live and which servers they are for.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// UI-format workflow; `-` for standard input.
+    pub workflow: PathBuf,
+    /// Write here (atomically) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub schema: SchemaSource,
+}
+
+/// Parses `90s`, `10m`, `1h30m`, `500ms`; a bare number means seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        if secs.is_finite() && secs >= 0.0 {
+            return Ok(Duration::from_secs_f64(secs));
+        }
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}); try 90s, 10m or 1h"))
+}

@@ -1,0 +1,209 @@
+//! The offline subcommands (`normalize`, `verify`, `convert`) and document loading shared by
+//! every subcommand.
+
+use crate::cli::{ConvertArgs, NormalizeArgs, SchemaSource, VerifyArgs};
+use crate::diagnostic::Diagnostic;
+use crate::error::{exit, Error, Result};
+use crate::normalize;
+use crate::outputs::write_atomic;
+use crate::report::Reporter;
+use crate::send::load_names;
+use crate::verify::{self, FileReport};
+use crate::workflow::{Document, LoadError};
+use serde_json::json;
+use std::io::Write;
+use std::path::Path;
+
+/// Loads a workflow. A UI-format file is converted to API format when a schema is available
+/// (`--server`, `--object-info`, or a cached schema), with a note on stderr; otherwise it is the
+/// usual "export it with Export (API)" error.
+pub fn load_document(path: &Path, schema: &SchemaSource, reporter: &Reporter) -> Result<Document> {
+    match Document::load(path) {
+        Err(LoadError::UiFormat { file }) => {
+            let Some(schema) = crate::schema::load(schema, reporter)? else {
+                return Err(LoadError::UiFormat { file }.into());
+            };
+            let text = if path.as_os_str() == "-" {
+                return Err(Error::Usage(format!(
+                    "{file}: UI-format workflows cannot be converted from standard input here; save it to a file or run 'comfyctl convert'"
+                )));
+            } else {
+                std::fs::read_to_string(path).map_err(|e| Error::io(file.clone(), e))?
+            };
+            let ui: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{file}: {e}")))?;
+            let nodes = crate::convert::convert(&ui, &schema, &file)?;
+            reporter.info(format!(
+                "{file}: UI-format workflow converted to API format ({} nodes) using the server's node schema",
+                nodes.len()
+            ));
+            Ok(Document::from_value(
+                serde_json::Value::Object(nodes),
+                &file,
+            )?)
+        }
+        other => Ok(other?),
+    }
+}
+
+/// `comfyctl normalize`
+pub fn normalize_cmd(args: &NormalizeArgs) -> Result<i32> {
+    let reporter = Reporter::new(false, 0);
+    let table = load_names(args.names.as_deref())?;
+    let mut doc = load_document(&args.workflow, &args.schema, &reporter)?;
+    let original_text = if args.check && args.workflow.as_os_str() != "-" {
+        std::fs::read_to_string(&args.workflow).ok()
+    } else {
+        None
+    };
+    let before = doc.clone();
+    let n = normalize::normalize(doc.nodes(), &doc.file, &table).map_err(|d| {
+        Error::InvalidWorkflow {
+            file: doc.file.clone(),
+            diagnostics: d,
+        }
+    })?;
+    if args.show_map {
+        let mut err = std::io::stderr().lock();
+        for (old, new) in &n.map {
+            let _ = writeln!(err, "{old} → {new}");
+        }
+    }
+    doc.set_nodes(n.nodes.clone());
+    let text = doc.to_pretty_string();
+    if args.check {
+        return Ok(check_normalized(
+            &before,
+            &n,
+            original_text.as_deref(),
+            &text,
+        ));
+    }
+    match &args.output {
+        Some(p) => write_atomic(p, text.as_bytes())?,
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())
+                .and_then(|_| out.flush())
+                .map_err(|e| Error::io("writing standard output", e))?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `--check`: prints one line and returns 0 when already normalized, 1 otherwise.
+fn check_normalized(
+    before: &Document,
+    n: &normalize::Normalized,
+    original: Option<&str>,
+    normalized_text: &str,
+) -> i32 {
+    let file = &before.file;
+    if let Some((old, new)) = n.map.iter().find(|(o, n)| o != n) {
+        let renamed = n.map.iter().filter(|(o, n)| o != n).count();
+        println!("{file}: not normalized: node '{old}' would be renamed to '{new}' ({renamed} of {} nodes renamed)", n.map.len());
+        return exit::FAILED;
+    }
+    let order_same = before
+        .nodes()
+        .keys()
+        .zip(n.nodes.keys())
+        .all(|(a, b)| a == b);
+    if !order_same {
+        println!(
+            "{file}: not normalized: node order differs (normalized order puts dependencies first)"
+        );
+        return exit::FAILED;
+    }
+    if before.nodes() != &n.nodes {
+        println!(
+            "{file}: not normalized: node keys are not in the order inputs, class_type, _meta"
+        );
+        return exit::FAILED;
+    }
+    if let Some(orig) = original {
+        if orig.trim_end() != normalized_text.trim_end() {
+            let line = orig
+                .lines()
+                .zip(normalized_text.lines())
+                .position(|(a, b)| a != b)
+                .map(|l| l + 1)
+                .unwrap_or_else(|| orig.lines().count().min(normalized_text.lines().count()) + 1);
+            println!("{file}: not normalized: formatting differs from comfyctl's (2-space indent) at line {line}");
+            return exit::FAILED;
+        }
+    }
+    println!("{file}: normalized");
+    exit::OK
+}
+
+/// `comfyctl verify`
+pub fn verify_cmd(args: &VerifyArgs) -> Result<i32> {
+    let reporter = Reporter::new(args.json, 0);
+    let table = load_names(args.names.as_deref())?;
+    let schema = crate::schema::load(&args.schema, &reporter)?;
+    let mut reports = Vec::new();
+    for path in &args.workflows {
+        let report = match load_document(path, &args.schema, &reporter) {
+            Ok(doc) => {
+                let mut r = verify::verify_document(&doc, &table, args.strict);
+                if let Some(s) = &schema {
+                    let extra: Vec<Diagnostic> = crate::schema::check(s, doc.nodes(), &doc.file);
+                    r.diagnostics.extend(extra);
+                    r = r.recount(args.strict);
+                }
+                r
+            }
+            Err(Error::Load(e)) => FileReport::failed(e.to_diagnostic()),
+            Err(e) => return Err(e),
+        };
+        if !args.json {
+            print!("{}", verify::render(&report));
+        }
+        reports.push(report);
+    }
+    let valid = reports.iter().all(|r| r.valid);
+    if args.json {
+        let v = json!({"valid": valid, "files": reports});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("serializable")
+        );
+    }
+    Ok(if valid { exit::OK } else { exit::FAILED })
+}
+
+/// `comfyctl convert`
+pub fn convert_cmd(args: &ConvertArgs) -> Result<i32> {
+    let reporter = Reporter::new(false, 0);
+    let Some(schema) = crate::schema::load(&args.schema, &reporter)? else {
+        return Err(Error::Usage(
+            "convert needs the server's node schema: give --server URL or --object-info FILE, or run 'comfyctl schema pull --url URL' first".into(),
+        ));
+    };
+    let (file, text) = if args.workflow.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| Error::io("reading standard input", e))?;
+        (crate::workflow::STDIN_NAME.to_string(), s)
+    } else {
+        let f = args.workflow.display().to_string();
+        let t = std::fs::read_to_string(&args.workflow).map_err(|e| Error::io(f.clone(), e))?;
+        (f, t)
+    };
+    let ui: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Error::Load(LoadError::Parse {
+            file: file.clone(),
+            line: e.line(),
+            column: e.column(),
+            message: e.to_string(),
+        })
+    })?;
+    let nodes = crate::convert::convert(&ui, &schema, &file)?;
+    let out = crate::workflow::to_pretty_string(&serde_json::Value::Object(nodes));
+    match &args.output {
+        Some(p) => write_atomic(p, out.as_bytes())?,
+        None => print!("{out}"),
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,33 @@
+//! The `comfyctl` binary: parse arguments, run, and turn errors into messages and exit codes.
+//! Exit codes are chosen in exactly one place, [`comfyctl::error::Error::exit_code`].
+
+use clap::Parser;
+use comfyctl::cli::Cli;
+
+fn main() {
+    let cli = Cli::parse();
+    let json = comfyctl::wants_json(&cli);
+    let code = match comfyctl::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if json {
+                let v = serde_json::json!({
+                    "status": "error",
+                    "error": {
+                        "kind": e.kind(),
+                        "message": e.to_string(),
+                        "exit_code": e.exit_code(),
+                        "diagnostics": e.diagnostics(),
+                    }
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&v).expect("serializable")
+                );
+            }
+            eprintln!("comfyctl: error: {e}");
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

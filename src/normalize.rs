@@ -1,0 +1,443 @@
+//! Structural node renaming.
+//!
+//! The same workflow gets exported with different node IDs. comfyctl renames every node to a
+//! readable ID derived from the graph's *structure* alone, so the same structure always yields the
+//! same IDs whatever the original IDs, node order, or literal values (prompt text, seeds, file
+//! names) were, and no node is ever lost (the old Python normalizer mapped each type to one fixed
+//! ID and silently merged nodes whenever a type appeared twice).
+//!
+//! # The rule
+//! 1. **Structural signature.** Each node gets a hash of its class type and, in the node's own
+//!    input order, each input's name and whether it is a literal or a link — and for a link, the
+//!    source's signature and output index. Literal *values* and node IDs never enter it.
+//! 2. **Sink order.** Output (sink) nodes — nodes nobody consumes — are ordered by class type,
+//!    then signature. Only sinks whose upstream structure is identical need more: their literal
+//!    values (hashed the same way), and last the old ID; in that last case the two candidates are
+//!    identical to the letter, so the output does not depend on which is taken first.
+//! 3. **Visit order.** A depth-first walk from each sink in that order follows inputs in each
+//!    node's own input order; each node is numbered when it is left (post-order), so dependencies
+//!    come before their consumers, and that is also the order nodes are written in.
+//! 4. **Names.** The k-th node of a class (in visit order) is named from the table: the first
+//!    `KSampler` is `ksampler_1`, the second `ksampler_2`; the first `CLIPTextEncode` is
+//!    `clip_text_encode`, the second `clip_text_encode_2`. Classes outside the table use
+//!    [`snake_case`] of the class name plus `_1`, `_2`, ...
+//! 5. **Collisions.** If a name was already given (two classes folding to the same snake case, or a
+//!    user table mapping two classes to one name), the later node in visit order gets the name with
+//!    `_dup`, `_dup2`, ... appended, skipping any name another node would get.
+//!
+//! Comfyctl does not rename for ComfyUI's output cache: its key ignores node IDs (see README). Stable
+//! IDs matter for readable diffs, `--set NODE.INPUT`, the node *object* cache (keyed by ID + class),
+//! and error messages that mean the same thing on every run.
+
+use crate::diagnostic::Diagnostic;
+use crate::workflow::{Graph, Input};
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+
+/// The built-in table: class type → name of its first node. Taken from the Python tool comfyctl
+/// replaces, so existing names stay as users know them.
+pub const BUILTIN_NAMES: &[(&str, &str)] = &[
+    ("LoadDiffusionModelShared //Inspire", "model_loader_1"),
+    ("CLIPLoader", "clip_loader_1"),
+    ("VAELoader", "vae_loader_1"),
+    ("CLIPVisionLoader", "clip_vision_loader_1"),
+    ("WanImageToVideo", "wan_i2v_1"),
+    ("LoadImage", "load_image_1"),
+    ("CLIPVisionEncode", "clip_vision_encode_1"),
+    ("ModelSamplingSD3", "model_sampling_1"),
+    ("KSampler", "ksampler_1"),
+    ("VAEDecode", "vae_decode_1"),
+    ("CLIPTextEncode", "clip_text_encode"),
+    ("SaveAnimatedWEBP", "save_webp_1"),
+    ("VHS_VideoCombine", "vhs_videocombine_1"),
+];
+
+/// Class type → name of the first node of that class.
+#[derive(Debug, Clone)]
+pub struct NameTable {
+    first: HashMap<String, String>,
+}
+
+impl Default for NameTable {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+impl NameTable {
+    pub fn builtin() -> Self {
+        NameTable {
+            first: BUILTIN_NAMES
+                .iter()
+                .map(|&(c, n)| (c.to_string(), n.to_string()))
+                .collect(),
+        }
+    }
+
+    /// Adds or overrides entries from a `--names` JSON object (class type → name).
+    pub fn extend_from_json(&mut self, v: &Value) -> Result<(), String> {
+        let obj = v
+            .as_object()
+            .ok_or("the names file must be a JSON object of class_type -> name")?;
+        for (class, name) in obj {
+            let name = name
+                .as_str()
+                .ok_or_else(|| format!("the name for '{class}' must be a string"))?;
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                return Err(format!(
+                    "the name for '{class}' is {name:?}; use letters, digits, '_' and '-' only"
+                ));
+            }
+            self.first.insert(class.clone(), name.to_string());
+        }
+        Ok(())
+    }
+
+    /// The name of the `k`-th (1-based) node of `class`.
+    pub fn name(&self, class: &str, k: usize) -> String {
+        match self.first.get(class) {
+            Some(first) if k == 1 => first.clone(),
+            Some(first) => format!("{}_{k}", first.strip_suffix("_1").unwrap_or(first)),
+            None => format!("{}_{k}", snake_case(class)),
+        }
+    }
+}
+
+/// Folds a class name to `snake_case`: a `_` goes before an upper-case letter that follows a
+/// lower-case letter or a digit, and before the last capital of a run of two or more capitals
+/// when a lower-case letter follows (`UNETLoader` → `unet_loader`, `VAEDecode` → `vae_decode`); a
+/// single leading capital stays attached (`KSamplerAdvanced` → `ksampler_advanced`). Then
+/// everything is lower-cased, every character outside `[a-z0-9_]` becomes `_`, runs of `_`
+/// collapse, and leading/trailing `_` are dropped. An empty result becomes `node`.
+pub fn snake_case(class: &str) -> String {
+    let chars: Vec<char> = class.chars().collect();
+    let mut out = String::with_capacity(class.len() + 4);
+    let mut upper_run = 0usize;
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() {
+            let prev = if i > 0 { Some(chars[i - 1]) } else { None };
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            let split = match prev {
+                Some(p) if p.is_ascii_lowercase() || p.is_ascii_digit() => true,
+                Some(p) if p.is_ascii_uppercase() => next_lower && upper_run >= 2,
+                _ => false,
+            };
+            if split {
+                out.push('_');
+            }
+            upper_run += 1;
+            out.push(c.to_ascii_lowercase());
+        } else {
+            upper_run = 0;
+            if c.is_ascii_lowercase() || c.is_ascii_digit() {
+                out.push(c);
+            } else {
+                out.push('_');
+            }
+        }
+    }
+    let mut folded = String::with_capacity(out.len());
+    for c in out.chars() {
+        if c == '_' && (folded.is_empty() || folded.ends_with('_')) {
+            continue;
+        }
+        folded.push(c);
+    }
+    while folded.ends_with('_') {
+        folded.pop();
+    }
+    if folded.is_empty() {
+        folded.push_str("node");
+    }
+    folded
+}
+
+/// The result of normalizing one node map.
+#[derive(Debug, Clone)]
+pub struct Normalized {
+    /// The renamed nodes, in visit order (dependencies first).
+    pub nodes: Map<String, Value>,
+    /// `(old ID, new ID)` in output order.
+    pub map: Vec<(String, String)>,
+    /// Groups of sinks whose structure is identical, whose order was decided by literal values
+    /// or old IDs. Their names can swap when those values change (reported by `verify`).
+    pub literal_ties: Vec<Vec<String>>,
+}
+
+impl Normalized {
+    pub fn renamed(&self, old: &str) -> Option<&str> {
+        self.map
+            .iter()
+            .find(|(o, _)| o == old)
+            .map(|(_, n)| n.as_str())
+    }
+}
+
+/// Normalizes a node map. Fails (with every problem) if the graph is structurally invalid:
+/// dangling links, malformed nodes or cycles have no well-defined structural names.
+pub fn normalize(
+    nodes: &Map<String, Value>,
+    file: &str,
+    table: &NameTable,
+) -> Result<Normalized, Vec<Diagnostic>> {
+    let graph = Graph::build(nodes, file)?;
+    Ok(normalize_graph(&graph, nodes, table))
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Order-sensitive combination of two hashes.
+fn mix(h: u64, x: u64) -> u64 {
+    splitmix(h.rotate_left(23) ^ x)
+}
+
+/// FNV-1a: fixed, platform-independent, fast enough for names and class types.
+fn hash_bytes(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in b {
+        h ^= x as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+const TAG_VALUE: u64 = 0x0056_414c_5545;
+const TAG_LINK: u64 = 0x4c49_4e4b;
+
+/// Nodes in an order where every link source comes before its consumer (the graph is acyclic).
+fn topo_order(g: &Graph) -> Vec<usize> {
+    let n = g.len();
+    let mut order = Vec::with_capacity(n);
+    let mut done = vec![false; n];
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for s in 0..n {
+        if done[s] {
+            continue;
+        }
+        stack.push((s, 0));
+        done[s] = true;
+        while let Some(top) = stack.last_mut() {
+            let (node, pos) = (top.0, top.1);
+            let ins = &g.inputs[node];
+            if pos < ins.len() {
+                top.1 += 1;
+                if let Input::Link { src, .. } = ins[pos].1 {
+                    if !done[src] {
+                        done[src] = true;
+                        stack.push((src, 0));
+                    }
+                }
+            } else {
+                order.push(node);
+                stack.pop();
+            }
+        }
+    }
+    order
+}
+
+/// Structural (or, with `literals`, full) upstream signature of every node.
+fn signatures(g: &Graph, topo: &[usize], literals: bool) -> Vec<u64> {
+    let mut sig = vec![0u64; g.len()];
+    for &i in topo {
+        let mut h = hash_bytes(g.class[i].as_bytes());
+        for &(name, inp, v) in &g.inputs[i] {
+            h = mix(h, hash_bytes(name.as_bytes()));
+            h = match inp {
+                Input::Link { src, slot } => mix(mix(mix(h, TAG_LINK), sig[src]), slot),
+                Input::Value if literals => mix(
+                    mix(h, TAG_VALUE),
+                    hash_bytes(serde_json::to_string(v).unwrap_or_default().as_bytes()),
+                ),
+                Input::Value => mix(h, TAG_VALUE),
+            };
+        }
+        if literals {
+            if let Some(t) = g.titles[i] {
+                h = mix(h, hash_bytes(t.as_bytes()));
+            }
+        }
+        sig[i] = h;
+    }
+    sig
+}
+
+fn normalize_graph(g: &Graph, nodes: &Map<String, Value>, table: &NameTable) -> Normalized {
+    let n = g.len();
+    let topo = topo_order(g);
+    let sig = signatures(g, &topo, false);
+
+    // 2. Sink order.
+    let mut sinks = g.sinks();
+    sinks.sort_by(|&a, &b| (g.class[a], sig[a]).cmp(&(g.class[b], sig[b])));
+    let mut literal_ties = Vec::new();
+    let has_tie = sinks
+        .windows(2)
+        .any(|w| g.class[w[0]] == g.class[w[1]] && sig[w[0]] == sig[w[1]]);
+    if has_tie {
+        let lit = signatures(g, &topo, true);
+        sinks.sort_by(|&a, &b| {
+            (g.class[a], sig[a], lit[a], g.ids[a]).cmp(&(g.class[b], sig[b], lit[b], g.ids[b]))
+        });
+        let mut start = 0;
+        for end in 1..=sinks.len() {
+            if end == sinks.len() || sig[sinks[end]] != sig[sinks[start]] {
+                if end - start > 1 {
+                    literal_ties.push(
+                        sinks[start..end]
+                            .iter()
+                            .map(|&i| g.ids[i].to_string())
+                            .collect(),
+                    );
+                }
+                start = end;
+            }
+        }
+    }
+
+    // 3. Post-order walk from the sinks, inputs in the node's own order.
+    let mut visited = vec![false; n];
+    let mut order = Vec::with_capacity(n);
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for &s in &sinks {
+        if visited[s] {
+            continue;
+        }
+        visited[s] = true;
+        stack.push((s, 0));
+        while let Some(top) = stack.last_mut() {
+            let (node, pos) = (top.0, top.1);
+            let ins = &g.inputs[node];
+            if pos < ins.len() {
+                top.1 += 1;
+                if let Input::Link { src, .. } = ins[pos].1 {
+                    if !visited[src] {
+                        visited[src] = true;
+                        stack.push((src, 0));
+                    }
+                }
+            } else {
+                order.push(node);
+                stack.pop();
+            }
+        }
+    }
+    debug_assert_eq!(order.len(), n, "every node of a DAG reaches a sink");
+
+    // 4. Candidate names, numbered per class in visit order.
+    let mut counters: HashMap<&str, usize> = HashMap::new();
+    let candidates: Vec<String> = order
+        .iter()
+        .map(|&i| {
+            let k = counters.entry(g.class[i]).or_insert(0);
+            *k += 1;
+            table.name(g.class[i], *k)
+        })
+        .collect();
+
+    // 5. Collisions: the earlier node in visit order keeps the name.
+    let all: HashSet<&str> = candidates.iter().map(String::as_str).collect();
+    let mut taken: HashSet<String> = HashSet::with_capacity(n);
+    let mut new_id = vec![String::new(); n];
+    for (pos, &i) in order.iter().enumerate() {
+        let cand = &candidates[pos];
+        let name = if taken.contains(cand) {
+            let mut k = 1;
+            loop {
+                let alt = if k == 1 {
+                    format!("{cand}_dup")
+                } else {
+                    format!("{cand}_dup{k}")
+                };
+                if !taken.contains(&alt) && !all.contains(alt.as_str()) {
+                    break alt;
+                }
+                k += 1;
+            }
+        } else {
+            cand.clone()
+        };
+        taken.insert(name.clone());
+        new_id[i] = name;
+    }
+
+    // Rewrite. Node objects get ComfyUI's export key order: inputs, class_type, _meta, then others.
+    let mut out = Map::with_capacity(n);
+    let mut map = Vec::with_capacity(n);
+    let node_values: Vec<&Value> = nodes.values().collect();
+    for &i in &order {
+        let old = node_values[i].as_object().expect("validated");
+        let mut node = Map::with_capacity(old.len());
+        let mut inputs = Map::with_capacity(g.inputs[i].len());
+        for &(name, inp, v) in &g.inputs[i] {
+            let v = match inp {
+                Input::Link { src, .. } => {
+                    let slot = v.as_array().expect("a link is an array")[1].clone();
+                    Value::Array(vec![Value::String(new_id[src].clone()), slot])
+                }
+                Input::Value => v.clone(),
+            };
+            inputs.insert(name.to_string(), v);
+        }
+        node.insert("inputs".into(), Value::Object(inputs));
+        node.insert("class_type".into(), old["class_type"].clone());
+        if let Some(m) = old.get("_meta") {
+            node.insert("_meta".into(), m.clone());
+        }
+        for (k, v) in old {
+            if k != "inputs" && k != "class_type" && k != "_meta" {
+                node.insert(k.clone(), v.clone());
+            }
+        }
+        out.insert(new_id[i].clone(), Value::Object(node));
+        map.push((g.ids[i].to_string(), new_id[i].clone()));
+    }
+    Normalized {
+        nodes: out,
+        map,
+        literal_ties,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snake_case_rule() {
+        assert_eq!(snake_case("UNETLoader"), "unet_loader");
+        assert_eq!(snake_case("KSamplerAdvanced"), "ksampler_advanced");
+        assert_eq!(snake_case("KSampler"), "ksampler");
+        assert_eq!(snake_case("VAEDecode"), "vae_decode");
+        assert_eq!(snake_case("CLIPTextEncode"), "clip_text_encode");
+        assert_eq!(snake_case("ImageScale"), "image_scale");
+        assert_eq!(snake_case("EmptySD3LatentImage"), "empty_sd3_latent_image");
+        assert_eq!(snake_case("ModelSamplingSD3"), "model_sampling_sd3");
+        assert_eq!(
+            snake_case("LoadDiffusionModelShared //Inspire"),
+            "load_diffusion_model_shared_inspire"
+        );
+        assert_eq!(snake_case("Image Save"), "image_save");
+        assert_eq!(snake_case("VHS_VideoCombine"), "vhs_video_combine");
+        assert_eq!(snake_case("🎥"), "node");
+    }
+
+    #[test]
+    fn table_names() {
+        let t = NameTable::builtin();
+        assert_eq!(t.name("KSampler", 1), "ksampler_1");
+        assert_eq!(t.name("KSampler", 2), "ksampler_2");
+        assert_eq!(t.name("CLIPTextEncode", 1), "clip_text_encode");
+        assert_eq!(t.name("CLIPTextEncode", 2), "clip_text_encode_2");
+        assert_eq!(t.name("UNETLoader", 1), "unet_loader_1");
+    }
+}

@@ -1,0 +1,689 @@
+//! The workflow model: loading API-format JSON (bare, RunPod request or `/prompt` body), telling
+//! links from literal values, and a validated, index-based [`Graph`] view for the algorithms.
+//!
+//! The JSON itself is kept as a `serde_json` tree built with `preserve_order` and
+//! `arbitrary_precision`, so that every value comes back out exactly as it went in: a seed such as
+//! `987948718394761` or a float written `6.0` is never reformatted, and input order is kept (the
+//! normalizer walks inputs in the node's own order).
+
+use crate::diagnostic::Diagnostic;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+
+/// How a workflow was wrapped on disk. Kept so that `normalize` can write the same wrapper back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wrapper {
+    /// A bare API-format object: node ID → node.
+    Bare,
+    /// A RunPod request `{"input": {"workflow": {...}, "images": [...]}}`.
+    RunPod,
+    /// A ComfyUI `/prompt` body `{"prompt": {...}, "client_id": ...}`.
+    PromptBody,
+}
+
+/// Why a file could not be loaded as a workflow at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: not valid JSON: {message}")]
+    Parse {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{file}: this is a UI-format workflow; export it with 'Export (API)' in ComfyUI (or run 'comfyctl convert' with the server's schema)")]
+    UiFormat { file: String },
+    #[error("{file}: not an API-format workflow: {reason}")]
+    NotAWorkflow { file: String, reason: String },
+}
+
+impl LoadError {
+    /// The same problem as a diagnostic, for `verify`'s uniform output.
+    pub fn to_diagnostic(&self) -> Diagnostic {
+        match self {
+            LoadError::Io { file, source } => Diagnostic::error("io", format!("cannot read: {source}"))
+                .file(file.clone())
+                .fix("check the path and permissions"),
+            LoadError::Parse {
+                file,
+                line,
+                column,
+                message,
+            } => Diagnostic::error("parse", format!("not valid JSON: {message}"))
+                .file(file.clone())
+                .at(*line, *column)
+                .fix("fix the JSON syntax at that position (a trailing comma or a missing quote is typical)"),
+            LoadError::UiFormat { file } => Diagnostic::error(
+                "ui_format",
+                "this is a UI-format workflow (it has 'nodes' and 'links'), not the API format ComfyUI's /prompt takes",
+            )
+            .file(file.clone())
+            .fix("export it with 'Export (API)' in ComfyUI, or run 'comfyctl convert' with the server's object_info"),
+            LoadError::NotAWorkflow { file, reason } => {
+                Diagnostic::error("not_a_workflow", reason.clone())
+                    .file(file.clone())
+                    .fix("give an API-format workflow: an object of node ID -> {\"class_type\", \"inputs\"}")
+            }
+        }
+    }
+}
+
+/// A loaded workflow file: the whole JSON document and where the workflow sits in it.
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// Display name of the source: the path, or `<stdin>`.
+    pub file: String,
+    pub wrapper: Wrapper,
+    root: Value,
+}
+
+/// The display name used for standard input.
+pub const STDIN_NAME: &str = "<stdin>";
+
+impl Document {
+    /// Reads `path`, or standard input when `path` is `-`.
+    pub fn load(path: &Path) -> Result<Self, LoadError> {
+        let (file, text) = if path.as_os_str() == "-" {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|source| LoadError::Io {
+                    file: STDIN_NAME.into(),
+                    source,
+                })?;
+            (STDIN_NAME.to_string(), s)
+        } else {
+            let file = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+                file: file.clone(),
+                source,
+            })?;
+            (file, text)
+        };
+        Self::parse(&text, &file)
+    }
+
+    /// Parses a document from text; `file` is only used in messages.
+    pub fn parse(text: &str, file: &str) -> Result<Self, LoadError> {
+        // serde_json keeps its recursion limit (128) on: a deeply nested file is an error, not a crash.
+        let root: Value = serde_json::from_str(text).map_err(|e| LoadError::Parse {
+            file: file.to_string(),
+            line: e.line(),
+            column: e.column(),
+            message: strip_position(&e.to_string()),
+        })?;
+        Self::from_value(root, file)
+    }
+
+    /// Wraps an already-parsed value.
+    pub fn from_value(root: Value, file: &str) -> Result<Self, LoadError> {
+        let not = |reason: String| LoadError::NotAWorkflow {
+            file: file.to_string(),
+            reason,
+        };
+        let obj = match &root {
+            Value::Object(o) => o,
+            other => {
+                return Err(not(format!(
+                    "the top level is {}, not an object",
+                    json_kind(other)
+                )))
+            }
+        };
+        if is_ui_format(obj) {
+            return Err(LoadError::UiFormat { file: file.into() });
+        }
+        let wrapper =
+            if let Some(input) = obj.get("input").filter(|_| !looks_like_node_map(obj)) {
+                let Some(input) = input.as_object() else {
+                    return Err(not("'input' is not an object".into()));
+                };
+                match input.get("workflow") {
+                    Some(Value::Object(w)) => {
+                        if is_ui_format(w) {
+                            return Err(LoadError::UiFormat { file: file.into() });
+                        }
+                    }
+                    Some(Value::String(_)) => return Err(not(
+                        "'input.workflow' is a JSON string; it must be the workflow object itself"
+                            .into(),
+                    )),
+                    Some(other) => {
+                        return Err(not(format!(
+                            "'input.workflow' is {}, not an object",
+                            json_kind(other)
+                        )))
+                    }
+                    None => return Err(not("a RunPod request without 'input.workflow'".into())),
+                }
+                Wrapper::RunPod
+            } else if let Some(p) = obj.get("prompt").filter(|_| !looks_like_node_map(obj)) {
+                match p {
+                    Value::Object(w) if is_ui_format(w) => {
+                        return Err(LoadError::UiFormat { file: file.into() })
+                    }
+                    Value::Object(_) => Wrapper::PromptBody,
+                    other => {
+                        return Err(not(format!(
+                            "'prompt' is {}, not an object",
+                            json_kind(other)
+                        )))
+                    }
+                }
+            } else {
+                Wrapper::Bare
+            };
+        let doc = Document {
+            file: file.to_string(),
+            wrapper,
+            root,
+        };
+        if doc.nodes().is_empty() {
+            return Err(not("it has no nodes".into()));
+        }
+        Ok(doc)
+    }
+
+    /// The node map (node ID → node object), wherever the wrapper keeps it.
+    pub fn nodes(&self) -> &Map<String, Value> {
+        let v = match self.wrapper {
+            Wrapper::Bare => &self.root,
+            Wrapper::RunPod => &self.root["input"]["workflow"],
+            Wrapper::PromptBody => &self.root["prompt"],
+        };
+        v.as_object().expect("checked at load")
+    }
+
+    pub fn nodes_mut(&mut self) -> &mut Map<String, Value> {
+        let v = match self.wrapper {
+            Wrapper::Bare => &mut self.root,
+            Wrapper::RunPod => &mut self.root["input"]["workflow"],
+            Wrapper::PromptBody => &mut self.root["prompt"],
+        };
+        v.as_object_mut().expect("checked at load")
+    }
+
+    /// Replaces the node map, keeping the wrapper around it.
+    pub fn set_nodes(&mut self, nodes: Map<String, Value>) {
+        *self.nodes_mut() = nodes;
+    }
+
+    /// The whole document (wrapper included).
+    pub fn root(&self) -> &Value {
+        &self.root
+    }
+
+    /// `input.images` of a RunPod request, if any.
+    pub fn runpod_images(&self) -> Option<&Vec<Value>> {
+        match self.wrapper {
+            Wrapper::RunPod => self.root["input"].get("images").and_then(Value::as_array),
+            _ => None,
+        }
+    }
+
+    /// The whole document as comfyctl writes JSON: two-space indent and a final newline.
+    pub fn to_pretty_string(&self) -> String {
+        to_pretty_string(&self.root)
+    }
+}
+
+/// Two-space indented JSON with a trailing newline.
+pub fn to_pretty_string(v: &Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).expect("a Value always serializes");
+    s.push('\n');
+    s
+}
+
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// A short description of a JSON value's kind, for messages.
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// ComfyUI's UI ("litegraph") format: a `nodes` array plus `links`, `last_node_id` or `version`.
+pub fn is_ui_format(obj: &Map<String, Value>) -> bool {
+    matches!(obj.get("nodes"), Some(Value::Array(_)))
+        && (obj.contains_key("links")
+            || obj.contains_key("last_node_id")
+            || obj.contains_key("version"))
+}
+
+/// True when every value is an object with a `class_type`: then keys such as "input" or "prompt"
+/// are node IDs, not wrappers.
+fn looks_like_node_map(obj: &Map<String, Value>) -> bool {
+    obj.values()
+        .all(|v| v.get("class_type").is_some_and(Value::is_string))
+}
+
+/// Reads a link `[node_id, output_index]`: `node_id` a string or an integer, `output_index` a
+/// non-negative integer. Anything else is a literal value.
+pub fn as_link(v: &Value) -> Option<(LinkId<'_>, u64)> {
+    let a = v.as_array()?;
+    if a.len() != 2 {
+        return None;
+    }
+    let idx = a[1].as_u64()?;
+    match &a[0] {
+        Value::String(s) => Some((LinkId::Str(s), idx)),
+        Value::Number(n) => n.as_u64().map(|n| (LinkId::Int(n), idx)),
+        _ => None,
+    }
+}
+
+/// The node ID half of a link, as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkId<'a> {
+    Str(&'a str),
+    Int(u64),
+}
+
+impl LinkId<'_> {
+    pub fn to_key(self) -> String {
+        match self {
+            LinkId::Str(s) => s.to_string(),
+            LinkId::Int(n) => n.to_string(),
+        }
+    }
+}
+
+/// A 2-element array that is shaped like a link to an existing node but whose output index is not a
+/// non-negative integer (`["5", -1]`, `["5", 0.5]`). ComfyUI treats it as a link and fails.
+fn bad_link_index<'a>(v: &'a Value, ids: &HashMap<&str, usize>) -> Option<&'a Value> {
+    let a = v.as_array()?;
+    if a.len() != 2 || a[1].as_u64().is_some() || !a[1].is_number() {
+        return None;
+    }
+    let id = a[0].as_str()?;
+    ids.contains_key(id).then_some(&a[1])
+}
+
+/// One input of a node in the graph view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// A literal value (string, number, object, `{"__value__": [...]}`, ...).
+    Value,
+    /// A link to output `slot` of node index `src`.
+    Link { src: usize, slot: u64 },
+}
+
+/// A validated, index-based view of a workflow's nodes.
+///
+/// Node `i` has ID `ids[i]`; indices follow the file's node order. Only built when every node is
+/// an object with a string `class_type` and an object `inputs` and every link points at an
+/// existing node, so algorithms need no error paths.
+#[derive(Debug)]
+pub struct Graph<'a> {
+    pub ids: Vec<&'a str>,
+    pub class: Vec<&'a str>,
+    pub titles: Vec<Option<&'a str>>,
+    /// Inputs of node `i`, in the node's own order: `(name, input, value)`.
+    pub inputs: Vec<Vec<(&'a str, Input, &'a Value)>>,
+    pub index: HashMap<&'a str, usize>,
+}
+
+impl<'a> Graph<'a> {
+    /// Builds the graph view, or returns every structural problem found (never only the first).
+    pub fn build(nodes: &'a Map<String, Value>, file: &str) -> Result<Self, Vec<Diagnostic>> {
+        let mut diags = Vec::new();
+        let n = nodes.len();
+        let mut ids = Vec::with_capacity(n);
+        let mut class = Vec::with_capacity(n);
+        let mut titles = Vec::with_capacity(n);
+        let mut index = HashMap::with_capacity(n);
+        for (i, (id, node)) in nodes.iter().enumerate() {
+            ids.push(id.as_str());
+            index.insert(id.as_str(), i);
+            let title = node
+                .get("_meta")
+                .and_then(|m| m.get("title"))
+                .and_then(Value::as_str);
+            titles.push(title);
+            let Some(obj) = node.as_object() else {
+                diags.push(
+                    Diagnostic::error(
+                        "node_not_object",
+                        format!("is {}, not a node object", json_kind(node)),
+                    )
+                    .file(file)
+                    .node(id)
+                    .fix("each node must be {\"class_type\": ..., \"inputs\": {...}}"),
+                );
+                class.push("");
+                continue;
+            };
+            match obj.get("class_type") {
+                Some(Value::String(c)) if !c.is_empty() => class.push(c.as_str()),
+                Some(Value::String(_)) => {
+                    diags.push(
+                        Diagnostic::error("missing_class_type", "'class_type' is empty")
+                            .file(file)
+                            .node(id)
+                            .title(title)
+                            .fix("set 'class_type' to the node's type, e.g. \"KSampler\""),
+                    );
+                    class.push("");
+                }
+                Some(other) => {
+                    diags.push(
+                        Diagnostic::error(
+                            "missing_class_type",
+                            format!("'class_type' is {}, not a string", json_kind(other)),
+                        )
+                        .file(file)
+                        .node(id)
+                        .title(title)
+                        .fix("set 'class_type' to the node's type name as a string"),
+                    );
+                    class.push("");
+                }
+                None => {
+                    diags.push(
+                        Diagnostic::error("missing_class_type", "has no 'class_type'")
+                            .file(file)
+                            .node(id)
+                            .title(title)
+                            .fix("add \"class_type\" with the node's type, e.g. \"LoadImage\""),
+                    );
+                    class.push("");
+                }
+            }
+            match obj.get("inputs") {
+                Some(Value::Object(_)) => {}
+                Some(other) => diags.push(
+                    Diagnostic::error(
+                        "inputs_not_object",
+                        format!("'inputs' is {}, not an object", json_kind(other)),
+                    )
+                    .file(file)
+                    .node(id)
+                    .title(title)
+                    .class(class[i])
+                    .fix(
+                        "'inputs' must map input names to values or links [node_id, output_index]",
+                    ),
+                ),
+                None => diags.push(
+                    Diagnostic::error("inputs_not_object", "has no 'inputs'")
+                        .file(file)
+                        .node(id)
+                        .title(title)
+                        .class(class[i])
+                        .fix("add \"inputs\": {} (with the node's inputs)"),
+                ),
+            }
+        }
+        let mut inputs = Vec::with_capacity(n);
+        for (i, node) in nodes.values().enumerate() {
+            let mut ins = Vec::new();
+            if let Some(obj) = node.get("inputs").and_then(Value::as_object) {
+                ins.reserve(obj.len());
+                for (name, v) in obj {
+                    let input = if let Some((target, slot)) = as_link(v) {
+                        let key = target.to_key();
+                        match index.get(key.as_str()) {
+                            Some(&src) => Input::Link { src, slot },
+                            None => {
+                                diags.push(
+                                    Diagnostic::error(
+                                        "missing_node",
+                                        format!("links to node '{key}', which does not exist"),
+                                    )
+                                    .file(file)
+                                    .node(ids[i])
+                                    .title(titles[i])
+                                    .class(class[i])
+                                    .input(name)
+                                    .fix(format!(
+                                        "reconnect '{name}' to an existing node, or add node '{key}' back"
+                                    )),
+                                );
+                                Input::Value
+                            }
+                        }
+                    } else if let Some(bad) = bad_link_index(v, &index) {
+                        diags.push(
+                            Diagnostic::error(
+                                "bad_output_index",
+                                format!("output index {bad} is not a non-negative integer"),
+                            )
+                            .file(file)
+                            .node(ids[i])
+                            .title(titles[i])
+                            .class(class[i])
+                            .input(name)
+                            .fix("a link is [\"node_id\", output_index] with output_index 0, 1, 2, ..."),
+                        );
+                        Input::Value
+                    } else {
+                        Input::Value
+                    };
+                    ins.push((name.as_str(), input, v));
+                }
+            }
+            inputs.push(ins);
+        }
+        let graph = Graph {
+            ids,
+            class,
+            titles,
+            inputs,
+            index,
+        };
+        if diags.is_empty() {
+            if let Some(cycle) = graph.find_cycle() {
+                let path: Vec<&str> = cycle.iter().map(|&i| graph.ids[i]).collect();
+                let first = cycle[0];
+                diags.push(
+                    Diagnostic::error(
+                        "cycle",
+                        format!("is part of a cycle: {} -> {}", path.join(" -> "), path[0]),
+                    )
+                    .file(file)
+                    .node(graph.ids[first])
+                    .title(graph.titles[first])
+                    .class(graph.class[first])
+                    .fix("ComfyUI runs graphs without cycles; remove one of these links"),
+                );
+            }
+        }
+        if diags.is_empty() {
+            Ok(graph)
+        } else {
+            Err(diags)
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Link sources of node `i`, in input order.
+    pub fn links(&self, i: usize) -> impl Iterator<Item = (&'a str, usize, u64)> + '_ {
+        self.inputs[i]
+            .iter()
+            .filter_map(|&(name, inp, _)| match inp {
+                Input::Link { src, slot } => Some((name, src, slot)),
+                Input::Value => None,
+            })
+    }
+
+    /// The link in input `name` of node `i`, if that input is a link.
+    pub fn link_of(&self, i: usize, name: &str) -> Option<(usize, u64)> {
+        self.inputs[i].iter().find_map(|&(n, inp, _)| match inp {
+            Input::Link { src, slot } if n == name => Some((src, slot)),
+            _ => None,
+        })
+    }
+
+    /// The literal value of input `name` of node `i`, if it is not a link.
+    pub fn value_of(&self, i: usize, name: &str) -> Option<&'a Value> {
+        self.inputs[i].iter().find_map(|&(n, inp, v)| match inp {
+            Input::Value if n == name => Some(v),
+            _ => None,
+        })
+    }
+
+    /// How many links consume each node's outputs.
+    pub fn consumer_counts(&self) -> Vec<u32> {
+        let mut c = vec![0u32; self.len()];
+        for i in 0..self.len() {
+            for (_, src, _) in self.links(i) {
+                c[src] += 1;
+            }
+        }
+        c
+    }
+
+    /// Nodes whose outputs nobody consumes, in file order.
+    pub fn sinks(&self) -> Vec<usize> {
+        self.consumer_counts()
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c == 0)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// A cycle as a list of node indices (each links to the next's... upstream), if any.
+    /// Iterative: a 100k-node chain must not overflow the stack.
+    fn find_cycle(&self) -> Option<Vec<usize>> {
+        // 0 = unseen, 1 = on stack, 2 = done
+        let n = self.len();
+        let mut state = vec![0u8; n];
+        let mut stack: Vec<(usize, usize)> = Vec::new();
+        let mut path: Vec<usize> = Vec::new();
+        for start in 0..n {
+            if state[start] != 0 {
+                continue;
+            }
+            stack.push((start, 0));
+            state[start] = 1;
+            path.push(start);
+            while let Some(&mut (node, ref mut pos)) = stack.last_mut() {
+                let ins = &self.inputs[node];
+                let mut next = None;
+                while *pos < ins.len() {
+                    let p = *pos;
+                    *pos += 1;
+                    if let Input::Link { src, .. } = ins[p].1 {
+                        next = Some(src);
+                        break;
+                    }
+                }
+                match next {
+                    Some(src) if state[src] == 1 => {
+                        let at = path.iter().position(|&x| x == src).expect("on stack");
+                        return Some(path[at..].to_vec());
+                    }
+                    Some(src) if state[src] == 0 => {
+                        state[src] = 1;
+                        stack.push((src, 0));
+                        path.push(src);
+                    }
+                    Some(_) => {}
+                    None => {
+                        state[node] = 2;
+                        stack.pop();
+                        path.pop();
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn links_and_values() {
+        assert!(as_link(&json!(["5", 0])).is_some());
+        assert!(as_link(&json!([5, 1])).is_some());
+        assert!(as_link(&json!(["5", -1])).is_none());
+        assert!(as_link(&json!(["5", 0.5])).is_none());
+        assert!(as_link(&json!(["a", "b"])).is_none());
+        assert!(as_link(&json!([1, 2, 3])).is_none());
+    }
+
+    #[test]
+    fn numbers_round_trip_exactly() {
+        let text = r#"{"1":{"inputs":{"seed":987948718394761,"cfg":6.0,"d":1e-3,"x":6},"class_type":"KSampler"}}"#;
+        let doc = Document::parse(text, "t").unwrap();
+        let out = serde_json::to_string(doc.root()).unwrap();
+        assert_eq!(out, text);
+    }
+
+    #[test]
+    fn wrappers_are_recognised() {
+        let w = json!({"1": {"class_type": "X", "inputs": {}}});
+        let d = Document::from_value(json!({"input": {"workflow": w, "images": []}}), "f").unwrap();
+        assert_eq!(d.wrapper, Wrapper::RunPod);
+        let d = Document::from_value(json!({"prompt": w, "client_id": "c"}), "f").unwrap();
+        assert_eq!(d.wrapper, Wrapper::PromptBody);
+        // A node that happens to be called "prompt" is a node, not a wrapper.
+        let d = Document::from_value(json!({"prompt": {"class_type": "X", "inputs": {}}}), "f")
+            .unwrap();
+        assert_eq!(d.wrapper, Wrapper::Bare);
+    }
+
+    #[test]
+    fn ui_format_is_named() {
+        let e = Document::from_value(json!({"nodes": [], "links": [], "version": 0.4}), "ui.json")
+            .unwrap_err();
+        assert!(e.to_string().contains("Export (API)"), "{e}");
+    }
+
+    #[test]
+    fn graph_reports_every_problem() {
+        let w = json!({
+            "1": {"class_type": "A", "inputs": {"x": ["9", 0]}},
+            "2": 5,
+            "3": {"inputs": {}},
+            "4": {"class_type": "B", "inputs": {"y": ["1", -1]}},
+        });
+        let errs = Graph::build(w.as_object().unwrap(), "f").unwrap_err();
+        let codes: Vec<_> = errs.iter().map(|d| d.code).collect();
+        assert!(codes.contains(&"missing_node"));
+        assert!(codes.contains(&"node_not_object"));
+        assert!(codes.contains(&"missing_class_type"));
+        assert!(codes.contains(&"bad_output_index"));
+    }
+
+    #[test]
+    fn cycle_found() {
+        let w = json!({
+            "1": {"class_type": "A", "inputs": {"x": ["2", 0]}},
+            "2": {"class_type": "A", "inputs": {"x": ["1", 0]}},
+        });
+        let errs = Graph::build(w.as_object().unwrap(), "f").unwrap_err();
+        assert_eq!(errs[0].code, "cycle");
+    }
+}
