@@ -12,8 +12,9 @@
 //!    source's signature and output index. Literal *values* and node IDs never enter it.
 //! 2. **Sink order.** Output (sink) nodes — nodes nobody consumes — are ordered by class type,
 //!    then signature. Only sinks whose upstream structure is identical need more: their literal
-//!    values (hashed the same way), and last the old ID; in that last case the two candidates are
-//!    identical to the letter, so the output does not depend on which is taken first.
+//!    values (hashed the same way) and their place in the rest of the graph (colour refinement,
+//!    see [`refine`]), and last the old ID; in that last case the candidates are
+//!    indistinguishable, so the output does not depend on which is taken first.
 //! 3. **Visit order.** A depth-first walk from each sink in that order follows inputs in each
 //!    node's own input order; each node is numbered when it is left (post-order), so dependencies
 //!    come before their consumers, and that is also the order nodes are written in.
@@ -271,6 +272,61 @@ fn signatures(g: &Graph, topo: &[usize], literals: bool) -> Vec<u64> {
     sig
 }
 
+/// Colour refinement (Weisfeiler-Lehman) for breaking ties between structurally identical sinks.
+///
+/// Starts from the full upstream signature (structure *and* literal values) and repeatedly mixes
+/// in each node's input colours (in input order) and the sorted colours of its consumers, until
+/// the number of distinct colours stops growing. Two sinks whose upstream copies differ only in
+/// where else they are used (one `LoadImage` also feeds a preview, its twin does not) end up with
+/// different colours, so their order no longer depends on old IDs or file order. Only run when
+/// such ties exist, so it costs nothing on ordinary workflows.
+fn refine(g: &Graph, mut color: Vec<u64>) -> Vec<u64> {
+    let n = g.len();
+    let mut consumers: Vec<Vec<(usize, u64, u64)>> = vec![Vec::new(); n];
+    for i in 0..n {
+        for &(name, inp, _) in &g.inputs[i] {
+            if let Input::Link { src, slot } = inp {
+                consumers[src].push((i, hash_bytes(name.as_bytes()), slot));
+            }
+        }
+    }
+    let distinct = |c: &[u64]| {
+        let mut v = c.to_vec();
+        v.sort_unstable();
+        v.dedup();
+        v.len()
+    };
+    let mut classes = distinct(&color);
+    for _ in 0..n {
+        let next: Vec<u64> = (0..n)
+            .map(|i| {
+                let mut h = color[i];
+                for &(_, inp, _) in &g.inputs[i] {
+                    if let Input::Link { src, .. } = inp {
+                        h = mix(h, color[src]);
+                    }
+                }
+                let mut down: Vec<u64> = consumers[i]
+                    .iter()
+                    .map(|&(c, name, slot)| mix(mix(color[c], name), slot))
+                    .collect();
+                down.sort_unstable();
+                for d in down {
+                    h = mix(h, d);
+                }
+                h
+            })
+            .collect();
+        let k = distinct(&next);
+        color = next;
+        if k <= classes {
+            break;
+        }
+        classes = k;
+    }
+    color
+}
+
 fn normalize_graph(g: &Graph, nodes: &Map<String, Value>, table: &NameTable) -> Normalized {
     let n = g.len();
     let topo = topo_order(g);
@@ -284,9 +340,9 @@ fn normalize_graph(g: &Graph, nodes: &Map<String, Value>, table: &NameTable) -> 
         .windows(2)
         .any(|w| g.class[w[0]] == g.class[w[1]] && sig[w[0]] == sig[w[1]]);
     if has_tie {
-        let lit = signatures(g, &topo, true);
+        let color = refine(g, signatures(g, &topo, true));
         sinks.sort_by(|&a, &b| {
-            (g.class[a], sig[a], lit[a], g.ids[a]).cmp(&(g.class[b], sig[b], lit[b], g.ids[b]))
+            (g.class[a], sig[a], color[a], g.ids[a]).cmp(&(g.class[b], sig[b], color[b], g.ids[b]))
         });
         let mut start = 0;
         for end in 1..=sinks.len() {

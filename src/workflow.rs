@@ -492,12 +492,18 @@ impl<'a> Graph<'a> {
         };
         if diags.is_empty() {
             if let Some(cycle) = graph.find_cycle() {
-                let path: Vec<&str> = cycle.iter().map(|&i| graph.ids[i]).collect();
+                // `cycle` follows inputs upstream; print it the way data flows.
                 let first = cycle[0];
+                let mut flow: Vec<&str> = cycle.iter().rev().map(|&i| graph.ids[i]).collect();
+                flow.rotate_right(1);
                 diags.push(
                     Diagnostic::error(
                         "cycle",
-                        format!("is part of a cycle: {} -> {}", path.join(" -> "), path[0]),
+                        format!(
+                            "is part of a cycle (each node feeds the next): {} -> {}",
+                            flow.join(" -> "),
+                            flow[0]
+                        ),
                     )
                     .file(file)
                     .node(graph.ids[first])
