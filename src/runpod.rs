@@ -329,7 +329,7 @@ fn check_submit(client: &Client, route: &str, reply: &Reply) -> Result<()> {
             client.excerpt(&reply.body)
         ))),
         st => Err(Error::Server(format!(
-            "{}{route} answered HTTP {st}: {}",
+            "{}{route} answered HTTP {st}: {}; not sent again, since the job may have been created anyway (check the endpoint's requests in the RunPod console)",
             client.base(),
             client.excerpt(&reply.body)
         ))),

@@ -108,7 +108,11 @@ fn decode_into(
                 "truncated base64: {} characters is not a whole number of base64 groups",
                 *consumed + n
             ),
-            other => format!("invalid base64 near character {}: {other}", *consumed),
+            base64::DecodeError::InvalidLastSymbol(off, _) => format!(
+                "truncated base64: it ends in the middle of a byte (character {})",
+                *consumed + off
+            ),
+            other => format!("invalid base64 after character {}: {other}", *consumed),
         })?;
         *consumed += quad.len();
         quad.clear();
