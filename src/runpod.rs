@@ -423,9 +423,14 @@ async fn submit_and_wait(
     };
     *job_id.lock().expect("not poisoned") = Some(id.clone());
     report.job_id = Some(id.clone());
-    reporter.info(format!(
-        "job ID: {id} (resume with: comfyctl status {id} --wait; cancel with: comfyctl cancel {id})"
-    ));
+    let first_final = response::is_final(parse_job(client, &current)?.status());
+    if first_final {
+        reporter.info(format!("job ID: {id}"));
+    } else {
+        reporter.info(format!(
+            "job ID: {id} (resume with: comfyctl status {id} --wait; cancel with: comfyctl cancel {id})"
+        ));
+    }
     let waited = Instant::now();
     let mut schedule = poll::Schedule::new(args.poll_interval);
     let mut last_state = String::new();
