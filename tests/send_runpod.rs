@@ -665,6 +665,28 @@ fn unknown_endpoint_and_missing_target() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("no such endpoint"), "{}", r.stderr);
 
+    // Nothing listening: retried briefly, then exit 5.
+    let mut c = Command::cargo_bin("comfyctl").unwrap();
+    c.current_dir(root())
+        .env_remove("RUNPOD_API_KEY")
+        .env("COMFYCTL_RUNPOD_RETRY_WINDOW", "1s")
+        .args([
+            "send",
+            "workflows/cpu_smoke_webp.json",
+            "--image",
+            "workflows/example.png",
+        ])
+        .args(["--runpod-url", "http://127.0.0.1:1"])
+        .arg("-o")
+        .arg(d.path());
+    let r = run(c);
+    assert_eq!(r.code, 5, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("cannot reach http://127.0.0.1:1/run"),
+        "{}",
+        r.stderr
+    );
+
     // --endpoint without a key: refused locally, nothing sent anywhere.
     let mut c = Command::cargo_bin("comfyctl").unwrap();
     c.current_dir(root())

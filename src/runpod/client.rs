@@ -249,6 +249,12 @@ impl Client {
         reporter: &Reporter,
     ) -> Result<Reply> {
         let started = Instant::now();
+        // A submit that cannot connect is usually a wrong URL or a dead network: a minute of
+        // retries is plenty. Polls of a job that exists keep trying for the whole window.
+        let window = match kind {
+            Kind::Submit => self.retry_window.min(Duration::from_secs(60)),
+            Kind::Idempotent => self.retry_window,
+        };
         let mut attempt = 0u32;
         loop {
             let (wait, why) = match self
@@ -272,7 +278,7 @@ impl Client {
                         (429, Some(d)) => d,
                         _ => poll::backoff(attempt),
                     };
-                    if started.elapsed() + wait > self.retry_window {
+                    if started.elapsed() + wait > window {
                         return Err(Error::Server(format!(
                             "{method} {} kept failing for {:.0} s: {why}",
                             self.url(path),
@@ -289,7 +295,7 @@ impl Client {
                         )));
                     }
                     let wait = poll::backoff(attempt);
-                    if started.elapsed() + wait > self.retry_window {
+                    if started.elapsed() + wait > window {
                         return Err(Error::Server(format!(
                             "cannot reach {} (tried for {:.0} s): {why}",
                             self.url(path),

@@ -48,6 +48,9 @@ pub enum Fault {
 pub struct Script {
     pub queue_for: Duration,
     pub run_for: Duration,
+    /// Each job runs `run_for` plus a random extra in `0..run_jitter`, so that a benchmark does not
+    /// measure a lucky (or unlucky) fixed phase between the poll clock and the job clock.
+    pub run_jitter: Duration,
     pub outcome: Outcome,
     /// Require `Authorization: Bearer <key>`.
     pub api_key: Option<String>,
@@ -68,6 +71,7 @@ impl Default for Script {
         Script {
             queue_for: Duration::from_millis(100),
             run_for: Duration::from_millis(200),
+            run_jitter: Duration::ZERO,
             outcome: Outcome::Completed(Arc::new(String::from(r#"{"images":[]}"#))),
             api_key: None,
             status_faults: Vec::new(),
@@ -75,6 +79,17 @@ impl Default for Script {
             runsync_returns_early: false,
             echo_auth_on_401: false,
             expire_when_final: false,
+        }
+    }
+}
+
+impl Script {
+    fn job_run_for(&self) -> Duration {
+        if self.run_jitter.is_zero() {
+            self.run_for
+        } else {
+            use rand::Rng;
+            self.run_for + self.run_jitter.mul_f64(rand::thread_rng().gen::<f64>())
         }
     }
 }
@@ -97,6 +112,8 @@ impl Recorded {
 #[derive(Debug)]
 struct Job {
     created: Instant,
+    /// This job's run time (`run_for` + jitter).
+    run_for: Duration,
     /// When the job reaches its final status, as wall-clock time (for the benchmark).
     final_at: SystemTime,
     cancelled: bool,
@@ -186,11 +203,13 @@ impl FakeRunpod {
     /// Adds a job as if it had been submitted earlier (for `status`/`cancel` tests).
     pub fn add_job(&self, id: &str) {
         let mut s = self.state.lock().unwrap();
-        let total = s.script.queue_for + s.script.run_for;
+        let run_for = s.script.job_run_for();
+        let total = s.script.queue_for + run_for;
         s.jobs.insert(
             id.to_string(),
             Job {
                 created: Instant::now(),
+                run_for,
                 final_at: SystemTime::now() + total,
                 cancelled: false,
             },
@@ -239,7 +258,7 @@ fn fault_resp(f: &Fault) -> Response {
 fn job_body(script: &Script, id: &str, job: &Job) -> (String, bool) {
     let e = job.created.elapsed();
     let delay = script.queue_for.as_millis();
-    let exec = script.run_for.as_millis();
+    let exec = job.run_for.as_millis();
     if job.cancelled {
         return (
             json!({"id": id, "status": "CANCELLED", "delayTime": delay}).to_string(),
@@ -250,7 +269,7 @@ fn job_body(script: &Script, id: &str, job: &Job) -> (String, bool) {
     if in_queue {
         return (json!({"id": id, "status": "IN_QUEUE"}).to_string(), false);
     }
-    if e < script.queue_for + script.run_for {
+    if e < script.queue_for + job.run_for {
         return (
             json!({"id": id, "status": "IN_PROGRESS", "delayTime": delay, "workerId": "fake-worker-1"})
                 .to_string(),
@@ -372,11 +391,13 @@ fn decide_inner(
             }
             s.next += 1;
             let id = format!("fake-{:04}-e1", s.next);
-            let total = s.script.queue_for + s.script.run_for;
+            let run_for = s.script.job_run_for();
+            let total = s.script.queue_for + run_for;
             s.jobs.insert(
                 id.clone(),
                 Job {
                     created: Instant::now(),
+                    run_for,
                     final_at: SystemTime::now() + total,
                     cancelled: false,
                 },
