@@ -196,7 +196,14 @@ async fn send_inner(
     };
     // The flow future is dropped here: any half-written output file is deleted with it.
     let id = job_id.lock().expect("not poisoned").clone();
+    let finished = report
+        .runpod_status
+        .as_deref()
+        .is_some_and(response::is_final);
     let cancelled = match &id {
+        Some(id) if finished => format!(
+            " had already finished, but not all of its outputs were saved; fetch them with: comfyctl status {id} --save"
+        ),
         Some(id) => cancel_quietly(&client, id, reporter).await,
         None => {
             if args.sync {
@@ -457,7 +464,15 @@ async fn submit_and_wait(
             schedule.next(&st)
         };
         tokio::time::sleep(delay).await;
-        current = fetch_status(client, &id, true, reporter).await?;
+        current = fetch_status(client, &id, true, reporter)
+            .await
+            .map_err(|e| match e {
+                // The job itself may be fine: say how to pick it up again.
+                Error::Server(m) => Error::Server(format!(
+                    "{m}\njob {id} may still be running; resume with: comfyctl status {id} --wait (or cancel it: comfyctl cancel {id})"
+                )),
+                other => other,
+            })?;
     }
 }
 

@@ -261,6 +261,13 @@ fn status_failures_give_up_after_the_retry_window_with_the_job_id() {
     assert_eq!(v["error"]["exit_code"], 5);
     assert!(v["job_id"].as_str().unwrap().starts_with("fake-"));
     assert!(r.stderr.contains("kept failing"), "{}", r.stderr);
+    let id = v["job_id"].as_str().unwrap();
+    assert!(
+        r.stderr
+            .contains(&format!("resume with: comfyctl status {id} --wait")),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
