@@ -248,6 +248,27 @@ mod tests {
         assert_eq!(decode(unpadded).unwrap(), data);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// Any bytes, any wrapping and any step boundary: the streamed decode equals the input.
+        #[test]
+        fn streamed_decode_round_trips(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..160_000),
+            wrap in 0usize..120,
+        ) {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&data);
+            let text = if wrap < 4 {
+                b64
+            } else {
+                b64.as_bytes()
+                    .chunks(wrap)
+                    .map(|c| std::str::from_utf8(c).unwrap().to_string() + "\r\n")
+                    .collect()
+            };
+            proptest::prop_assert_eq!(decode(&text).unwrap(), data);
+        }
+    }
+
     #[test]
     fn rejects_bad_base64() {
         let e = decode("QUJD*EFG").unwrap_err();
