@@ -157,7 +157,11 @@ async fn send_inner(
     let client = Client::new(&args.runpod)?;
     report.target = client.base().to_string();
     report.endpoint = client.endpoint().map(str::to_string);
-    let body = build_request(args, prepared)?;
+    let (body, warnings) = build_request(args, prepared)?;
+    for w in warnings {
+        reporter.warn(&w);
+        report.warnings.push(w);
+    }
     let (limit, route, other) = if args.sync {
         (RUNSYNC_LIMIT, "/runsync", "")
     } else {
@@ -245,7 +249,9 @@ async fn cancel_quietly(client: &Client, id: &str, reporter: &Reporter) -> Strin
 /// The worker-comfyui request: `{"input": {"workflow", "images", "client_id", ...}, "policy"?, "webhook"?}`.
 /// Other `input` keys of a RunPod request file (e.g. `comfy_org_api_key`) are kept, and so are its
 /// images unless an injected image has the same name.
-pub fn build_request(args: &SendArgs, prepared: &Prepared) -> Result<Vec<u8>> {
+/// Also returns warnings: LoadImage nodes whose file travels in no `input.images` entry (the
+/// worker then only finds it if its ComfyUI input folder already has it).
+pub fn build_request(args: &SendArgs, prepared: &Prepared) -> Result<(Vec<u8>, Vec<String>)> {
     let nodes = prepared.nodes_with(|img| img.upload_name.clone());
     let mut input = Map::new();
     let mut images = Vec::new();
@@ -273,6 +279,24 @@ pub fn build_request(args: &SendArgs, prepared: &Prepared) -> Result<Vec<u8>> {
                 _ => {
                     input.insert(k.clone(), v.clone());
                 }
+            }
+        }
+    }
+    let mut warnings = Vec::new();
+    for (id, node) in &nodes {
+        let class = node.get("class_type").and_then(Value::as_str).unwrap_or("");
+        if !matches!(class, "LoadImage" | "LoadImageMask") {
+            continue;
+        }
+        if let Some(name) = node
+            .get("inputs")
+            .and_then(|i| i.get("image"))
+            .and_then(Value::as_str)
+        {
+            if !seen.contains(name) {
+                warnings.push(format!(
+                    "node {id} ({class}) loads '{name}', which this request does not carry; unless the worker already has it, the job will fail (send it with --image {id}=PATH)"
+                ));
             }
         }
     }
@@ -313,7 +337,10 @@ pub fn build_request(args: &SendArgs, prepared: &Prepared) -> Result<Vec<u8>> {
         }
         req.insert("webhook".into(), Value::String(w.clone()));
     }
-    Ok(serde_json::to_vec(&Value::Object(req)).expect("serializable"))
+    Ok((
+        serde_json::to_vec(&Value::Object(req)).expect("serializable"),
+        warnings,
+    ))
 }
 
 /// Interprets the HTTP status of a submit.

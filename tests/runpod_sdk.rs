@@ -212,6 +212,11 @@ fn works_against_the_real_runpod_sdk_local_server() {
         "{}",
         r.stderr
     );
+    assert!(
+        r.stderr.contains("which this request does not carry"),
+        "{}",
+        r.stderr
+    );
 
     // Failures on request, in both modes.
     for mode in [None, Some("--sync")] {
