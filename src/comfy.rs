@@ -187,19 +187,18 @@ impl Run<'_> {
         let client = self.client;
         self.preflight()?;
 
-        // Reachability (and the server's argv, for the cache hint) and the websocket at once; the
-        // socket must be open before queueing or the first events are lost.
-        let (stats, socket) = tokio::join!(
+        // Reachability (and the server's argv, for the cache hint), the websocket and the
+        // uploads at once. The socket must be open before queueing, or the first events are lost.
+        let (stats, socket, uploaded) = tokio::join!(
             client.get_json("system_stats", CONTROL_TIMEOUT),
             ws::connect(client, &args.client_id, Duration::from_secs(5)),
+            self.upload(),
         );
         let stats = match stats {
             Ok(s) => Some(s),
-            Err(e @ (Error::Auth(_) | Error::Server(_)))
-                if matches!(e, Error::Auth(_)) || e.to_string().contains("cannot reach") =>
-            {
-                return Err(e)
-            }
+            // Unreachable or refusing us: say so (rather than whatever the upload ran into).
+            Err(e @ Error::Auth(_)) => return Err(e),
+            Err(e @ Error::Server(_)) if e.to_string().contains("cannot reach") => return Err(e),
             Err(e) => {
                 reporter.debug(1, format!("GET /system_stats: {e}"));
                 None
@@ -222,9 +221,7 @@ impl Run<'_> {
                 None
             }
         };
-
-        // Upload inputs under their content-addressed names.
-        let names = self.upload().await?;
+        let names = uploaded?;
         let t_uploaded = Instant::now();
         let nodes = self.prepared.nodes_with(|img| {
             names

@@ -16,7 +16,7 @@
 //! (`examples/fake_comfy.rs`) through `#[path]`.
 #![allow(dead_code)]
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -41,7 +41,7 @@ pub struct FakeFile {
     pub subfolder: String,
     /// `output` or `temp`.
     pub kind: String,
-    pub body: Arc<Vec<u8>>,
+    pub body: Bytes,
 }
 
 impl FakeFile {
@@ -51,7 +51,7 @@ impl FakeFile {
             filename: filename.into(),
             subfolder: String::new(),
             kind: "output".into(),
-            body: Arc::new(body),
+            body: Bytes::from(body),
         }
     }
 }
@@ -127,7 +127,7 @@ pub struct Inner {
     pub scenario: Mutex<Scenario>,
     sockets: Mutex<HashMap<String, (u64, mpsc::UnboundedSender<Message>)>>,
     socket_seq: AtomicU64,
-    files: Mutex<HashMap<FileKey, Arc<Vec<u8>>>>,
+    files: Mutex<HashMap<FileKey, Bytes>>,
     pending: Mutex<VecDeque<Job>>,
     running: Mutex<Option<Job>>,
     history: Mutex<HashMap<String, Value>>,
@@ -238,11 +238,10 @@ impl FakeComfy {
 
     /// Puts a file on the server (e.g. an earlier run's output).
     pub fn put_file(&self, kind: &str, subfolder: &str, name: &str, body: Vec<u8>) {
-        self.state
-            .files
-            .lock()
-            .unwrap()
-            .insert((kind.into(), subfolder.into(), name.into()), Arc::new(body));
+        self.state.files.lock().unwrap().insert(
+            (kind.into(), subfolder.into(), name.into()),
+            Bytes::from(body),
+        );
     }
 
     /// Deletes every output file (like a worker's cleanup).
@@ -401,7 +400,7 @@ async fn upload(State(st): State<Arc<Inner>>, mut mp: Multipart) -> Response {
     if !overwrite {
         while files
             .get(&(kind.clone(), subfolder.clone(), final_name.clone()))
-            .is_some_and(|existing| **existing != bytes)
+            .is_some_and(|existing| *existing != bytes)
         {
             final_name = format!("{stem} ({i}){ext}");
             i += 1;
@@ -409,7 +408,7 @@ async fn upload(State(st): State<Arc<Inner>>, mut mp: Multipart) -> Response {
     }
     files.insert(
         (kind.clone(), subfolder.clone(), final_name.clone()),
-        Arc::new(bytes),
+        Bytes::from(bytes),
     );
     axum::Json(json!({"name": final_name, "subfolder": subfolder, "type": kind})).into_response()
 }
@@ -622,10 +621,7 @@ async fn view(State(st): State<Arc<Inner>>, Query(q): Query<HashMap<String, Stri
                 tokio::time::sleep(delay).await;
             }
             let end = (off + chunk).min(file.len());
-            Some((
-                Ok::<_, std::io::Error>(axum::body::Bytes::copy_from_slice(&file[off..end])),
-                end,
-            ))
+            Some((Ok::<_, std::io::Error>(file.slice(off..end)), end))
         }
     });
     let mut headers = HeaderMap::new();
@@ -879,8 +875,11 @@ async fn run_job(st: &Inner, job: &Job) {
         );
         if Some(nid) == work.as_deref() {
             let steps = sc.steps.max(1);
+            // An absolute schedule, so the run takes exec_time and not exec_time plus the
+            // timer's rounding per step (the benchmark subtracts exec_time).
+            let begin = tokio::time::Instant::now();
             for i in 1..=steps {
-                tokio::time::sleep(sc.exec_time / steps).await;
+                tokio::time::sleep_until(begin + sc.exec_time * i / steps).await;
                 if st.interrupt.lock().unwrap().as_deref() == Some(id.as_str()) {
                     failure = Some((
                         "execution_interrupted",
@@ -1024,7 +1023,7 @@ fn make_outputs(
                 },
                 subfolder: sub.into(),
                 kind: if temp { "temp" } else { "output" }.into(),
-                body: Arc::new(body),
+                body: Bytes::from(body),
             }]
         }
     };
