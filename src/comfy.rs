@@ -231,7 +231,7 @@ impl Run<'_> {
         });
 
         // Queue.
-        let (prompt_id, number) = self.queue(&nodes).await?;
+        let (prompt_id, number, warnings) = self.queue(&nodes).await?;
         let t_queued = Instant::now();
         reporter.status(format!("queued prompt {prompt_id}"));
         reporter.debug(1, format!("prompt {prompt_id} (number {number})"));
@@ -369,6 +369,7 @@ impl Run<'_> {
                 "all_cached": all_cached,
                 "followed_by": if via_ws { "websocket" } else { "polling" },
                 "hints": hints,
+                "warnings": warnings,
                 "timings": {
                     "upload_s": secs(t_uploaded - self.t0),
                     "queue_wait_s": queue_wait,
@@ -501,7 +502,10 @@ impl Run<'_> {
     }
 
     /// `POST /prompt`; returns the prompt ID and queue number.
-    async fn queue(&self, nodes: &Map<String, Value>) -> Result<(String, Value)> {
+    async fn queue(
+        &self,
+        nodes: &Map<String, Value>,
+    ) -> Result<(String, Value, Vec<crate::diagnostic::Diagnostic>)> {
         let our_id = uuid::Uuid::new_v4().to_string();
         let body = json!({
             "prompt": nodes,
@@ -549,6 +553,7 @@ impl Run<'_> {
             .ok_or_else(|| Error::Server(format!("{what}: the answer has no prompt_id: {v}")))?
             .to_string();
         *self.prompt_id.lock().expect("not poisoned") = Some(id.clone());
+        let mut warnings = Vec::new();
         if let Some(ne) = v
             .get("node_errors")
             .filter(|n| n.as_object().is_some_and(|m| !m.is_empty()))
@@ -558,9 +563,14 @@ impl Run<'_> {
             );
             for d in history::node_error_diagnostics(ne, self.prepared, true) {
                 self.reporter.warn(d.to_string());
+                warnings.push(d);
             }
         }
-        Ok((id, v.get("number").cloned().unwrap_or(Value::Null)))
+        Ok((
+            id,
+            v.get("number").cloned().unwrap_or(Value::Null),
+            warnings,
+        ))
     }
 
     /// A 400 from `/prompt` as per-node diagnostics.
@@ -630,7 +640,8 @@ impl Run<'_> {
                 Next::Ws(Some(WsEvent::Msg(v))) => {
                     if self.on_message(id, &v, live) {
                         // `executing {node: null}` is sent after the history write.
-                        if let Some(e) = self.history(id).await? {
+                        // A failed fetch here is retried by the polling below.
+                        if let Ok(Some(e)) = self.history(id).await {
                             return Ok((e, true));
                         }
                         backoff = Duration::from_millis(100);
@@ -939,7 +950,7 @@ fn cache_hint(stats: Option<&Value>, ran: &[String], nodes: &Map<String, Value>)
         return None;
     }
     Some(format!(
-        "hint: loader nodes ran again ({}). This server runs ComfyUI's default cache, which keeps only the most recent prompt's results, so any other prompt in between (or a restart) makes it reload models from disk. Start ComfyUI with --cache-lru 10 (keep the last 10 results) or --cache-ram to keep them loaded between different workflows.",
+        "hint: loader nodes ran ({}), so their models were loaded from disk. This server runs ComfyUI's default cache, which keeps only the most recent prompt's results: any other prompt in between (or a restart) evicts them. To keep them between different workflows, start ComfyUI with --cache-lru 10 (keep the last 10 results) or --cache-ram.",
         loaders.join(", ")
     ))
 }

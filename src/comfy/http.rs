@@ -92,6 +92,9 @@ impl Client {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // A stalled transfer (a /view that stops sending) fails instead of hanging until
+            // --timeout; a slow one keeps going as long as bytes arrive.
+            .read_timeout(Duration::from_secs(120))
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("comfyctl/", env!("CARGO_PKG_VERSION")))
             .default_headers(headers.clone())
