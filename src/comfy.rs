@@ -172,7 +172,6 @@ struct Run<'a> {
 #[derive(Debug)]
 struct Live {
     cached: BTreeSet<String>,
-    ran: Vec<String>,
     started: Option<Instant>,
     /// When the websocket last said something about our prompt.
     last_heard: Option<Instant>,
@@ -239,7 +238,6 @@ impl Run<'_> {
         // Follow.
         let mut live = Live {
             cached: BTreeSet::new(),
-            ran: Vec::new(),
             started: None,
             last_heard: None,
             error: None,
@@ -257,16 +255,9 @@ impl Run<'_> {
             roots = nodes.keys().cloned().collect();
         }
         let needed = history::needed_nodes(&nodes, &roots);
-        let ran: Vec<String> = if via_ws && live.started.is_some() {
-            let mut seen = BTreeSet::new();
-            live.ran
-                .iter()
-                .filter(|n| seen.insert((*n).clone()))
-                .cloned()
-                .collect()
-        } else {
-            needed.difference(&cached).cloned().collect()
-        };
+        // What ran is what the outputs needed minus what came from the cache. (The socket's
+        // `executing` messages can miss nodes when it connected late or went deaf.)
+        let ran: Vec<String> = needed.difference(&cached).cloned().collect();
 
         match history::outcome(&entry) {
             Outcome::Success => {}
@@ -715,7 +706,6 @@ impl Run<'_> {
                 None => return true,
                 Some(node) => {
                     live.started.get_or_insert_with(Instant::now);
-                    live.ran.push(node.to_string());
                     live.current = self.node_label(node);
                     self.reporter.status(format!("running {}", live.current));
                 }

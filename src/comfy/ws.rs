@@ -47,6 +47,22 @@ pub async fn connect(
         .map_err(|e| client.scrub(&e.to_string()))?;
     let (mut sink, mut source) = stream.split();
     let (tx, rx) = mpsc::channel(256);
+    // ComfyUI registers the socket under the client ID only after the handshake, then sends a
+    // `status` with the `sid`. Waiting for that first message means the prompt we queue next
+    // cannot run before the server knows where to send its events.
+    let first = tokio::time::timeout(Duration::from_secs(2), async {
+        loop {
+            match source.next().await {
+                Some(Ok(Message::Text(t))) => return serde_json::from_str::<Value>(&t).ok(),
+                Some(Ok(_)) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    if let Ok(Some(v)) = first {
+        let _ = tx.send(WsEvent::Msg(v)).await;
+    }
     tokio::spawn(async move {
         let mut ping = tokio::time::interval(Duration::from_secs(20));
         ping.tick().await;
