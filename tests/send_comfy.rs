@@ -711,3 +711,32 @@ fn real_comfyui_when_available() {
     assert_eq!(&bytes[..4], b"RIFF");
     assert_eq!(&bytes[8..12], b"WEBP");
 }
+
+#[test]
+fn sigterm_cancels_like_ctrl_c() {
+    let fake = FakeComfy::start(Scenario {
+        exec_time: Duration::from_secs(20),
+        steps: 200,
+        ..Scenario::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let child = send_std(&fake, dir.path(), &["--json"]).spawn().unwrap();
+    assert!(fake.wait_for(20, |f| f.running_id().is_some()));
+    let id = fake.running_id().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let ok = std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    // --json still gives one parseable object, now an error.
+    let v = stdout_json(&out);
+    assert_eq!(v["error"]["kind"], "interrupted");
+    assert!(fake
+        .log()
+        .contains(&format!("interrupt-body {}", json!({"prompt_id": id}))));
+}
