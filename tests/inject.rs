@@ -233,4 +233,10 @@ fn set_checks_nodes_and_inputs() {
     assert!(e.contains("no node called '99'"), "{e}");
     let e = ok("3.stesp=1").unwrap_err().to_string();
     assert!(e.contains("did you mean 'steps'"), "{e}");
+    let p = ok("3.add_noise=\"enable\"").unwrap();
+    assert!(
+        p.warnings[0].contains("has no input 'add_noise' yet"),
+        "{:?}",
+        p.warnings
+    );
 }
