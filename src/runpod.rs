@@ -120,12 +120,7 @@ fn conclude(r: Result<i32>, mut report: JobReport, json: bool, started: Instant)
                 return Err(e);
             }
             report.status = "error".into();
-            report.error = Some(json!({
-                "kind": e.kind(),
-                "message": e.to_string(),
-                "exit_code": e.exit_code(),
-                "diagnostics": e.diagnostics(),
-            }));
+            report.error = Some(e.to_json());
             println!(
                 "{}",
                 serde_json::to_string_pretty(&report).expect("serializable")
