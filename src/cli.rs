@@ -87,8 +87,11 @@ pub struct SchemaSource {
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// Use a saved /object_info JSON file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "server")]
     pub object_info: Option<PathBuf>,
+    /// With --server: use only the copy saved by 'comfyctl schema pull', never the network.
+    #[arg(long, requires = "server")]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]
