@@ -289,9 +289,17 @@ fn is_seed_like(i: &InputDef) -> bool {
 /// The widget slots of a node class, as the frontend builds them.
 fn slots<'d>(class: &str, def: &'d NodeDef) -> Vec<Slot<'d>> {
     let mut out = Vec::new();
-    let upload = def.inputs.iter().any(|i| i.upload);
+    // Load3D: the model file's upload, "upload extra resources" and "clear" buttons follow it
+    // directly; other upload buttons come after the required inputs.
+    let load3d = class.starts_with("Load3D");
+    let upload = !load3d && def.inputs.iter().any(|i| i.upload);
     let mut upload_done = false;
     for inp in &def.inputs {
+        if load3d && inp.upload {
+            out.push(Slot::Sent(inp));
+            out.extend([Slot::Hidden, Slot::Hidden, Slot::Hidden]);
+            continue;
+        }
         if !inp.required && upload && !upload_done {
             out.push(Slot::Hidden);
             upload_done = true;
@@ -670,12 +678,17 @@ impl<'a> Conv<'a> {
             let target = port.links.iter().find_map(|lid| {
                 let l = def.g.links.get(lid)?;
                 let inner = def.g.by_id.get(&l.target)?;
-                let name = inner["inputs"][l.tslot]["name"].as_str()?;
+                let saved = &inner["inputs"][l.tslot];
+                let name = saved["name"].as_str()?;
                 let class = renamed(node_type(inner));
-                let idef = self.schema.get(class)?;
-                idef.input(name)
-                    .filter(|i| i.is_widget())
-                    .map(|_| (*inner, class, idef, name))
+                let idef = self.schema.get(class);
+                // A widget by the schema, or (class unknown here) by the saved input's
+                // `widget` marker: either way it takes a place in the promoted list.
+                let is_widget = match idef.and_then(|d| d.input(name)) {
+                    Some(i) => i.is_widget(),
+                    None => saved.get("widget").is_some_and(|w| !w.is_null()),
+                };
+                is_widget.then_some((*inner, class, idef, name))
             });
             let Some((inner, class, idef, name)) = target else { continue };
             if j == k {
@@ -683,7 +696,7 @@ impl<'a> Conv<'a> {
                     return Some(js_value(v));
                 }
                 return self
-                    .widget_values(class, idef, inner)
+                    .widget_values(class, idef?, inner)
                     .into_iter()
                     .find(|(n, _)| n == name)
                     .map(|(_, v)| v);

@@ -73,7 +73,7 @@ impl InputDef {
         !self.force_input
             && matches!(
                 self.kind.as_str(),
-                "INT" | "FLOAT" | "STRING" | "BOOLEAN" | "COMBO"
+                "INT" | "FLOAT" | "STRING" | "BOOLEAN" | "COMBO" | "LOAD_3D" | "LOAD_3D_ANIMATION"
             )
     }
 }
@@ -935,7 +935,7 @@ fn check_value(
                 );
             }
         }
-        "STRING" | "BOOLEAN" | "*" => {}
+        "STRING" | "BOOLEAN" | "*" | "LOAD_3D" | "LOAD_3D_ANIMATION" => {}
         socket => out.push(
             at(Diagnostic::warning(
                 "literal_for_link",
