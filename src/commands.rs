@@ -66,7 +66,10 @@ fn convert_ui_file(
     for n in notes {
         reporter.warn(format!("{file}: {n}"));
     }
-    Ok(Document::from_value(serde_json::Value::Object(nodes), &file)?)
+    Ok(Document::from_value(
+        serde_json::Value::Object(nodes),
+        &file,
+    )?)
 }
 
 /// `comfyctl normalize`

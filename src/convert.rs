@@ -40,7 +40,11 @@ pub fn convert_with_notes(
         }));
     }
     let mut defs = HashMap::new();
-    for sg in ui["definitions"]["subgraphs"].as_array().into_iter().flatten() {
+    for sg in ui["definitions"]["subgraphs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if let Some(id) = sg["id"].as_str() {
             defs.insert(id, SubgraphDef::new(sg));
         }
@@ -421,11 +425,12 @@ impl<'a> Conv<'a> {
         // Legacy files saved a slot for forceInput inputs too; drop those values.
         if def.inputs.iter().any(|i| i.force_input) {
             let mut legacy = Vec::new();
-            for i in def
-                .inputs
-                .iter()
-                .filter(|i| matches!(i.kind.as_str(), "INT" | "FLOAT" | "STRING" | "BOOLEAN" | "COMBO"))
-            {
+            for i in def.inputs.iter().filter(|i| {
+                matches!(
+                    i.kind.as_str(),
+                    "INT" | "FLOAT" | "STRING" | "BOOLEAN" | "COMBO"
+                )
+            }) {
                 legacy.push(i.force_input);
                 if is_seed_like(i) {
                     legacy.push(i.force_input);
@@ -459,7 +464,9 @@ impl<'a> Conv<'a> {
                         None => default_of(inp),
                     };
                     let Some(mut v) = v else { continue };
-                    if inp.name == "sampler_name" && matches!(class, "KSampler" | "KSamplerAdvanced") {
+                    if inp.name == "sampler_name"
+                        && matches!(class, "KSampler" | "KSamplerAdvanced")
+                    {
                         if let Some(s) = v.as_str().and_then(|s| s.strip_prefix("sample_")) {
                             v = json!(s);
                         }
@@ -494,7 +501,9 @@ impl<'a> Conv<'a> {
             )),
         }
         for si in node["inputs"].as_array().into_iter().flatten() {
-            let Some(name) = si["name"].as_str() else { continue };
+            let Some(name) = si["name"].as_str() else {
+                continue;
+            };
             if order.iter().any(|(n, _)| n == name) {
                 continue;
             }
@@ -505,7 +514,9 @@ impl<'a> Conv<'a> {
             order.push((name.to_string(), type_str(&si["type"])));
         }
         for (name, want) in &order {
-            let Some(lid) = saved_link(node, name) else { continue };
+            let Some(lid) = saved_link(node, name) else {
+                continue;
+            };
             match self.resolve_link(f, lid, want, 0) {
                 R::Link(src, slot) => {
                     inputs.insert(name.clone(), json!([src, slot]));
@@ -538,15 +549,29 @@ impl<'a> Conv<'a> {
     }
 
     /// Follows output `oslot` of node `oid` to the node that is actually sent.
-    fn resolve_origin(&self, f: &Frame<'_, 'a>, oid: i64, oslot: usize, want: &str, depth: usize) -> R {
+    fn resolve_origin(
+        &self,
+        f: &Frame<'_, 'a>,
+        oid: i64,
+        oslot: usize,
+        want: &str,
+        depth: usize,
+    ) -> R {
         if depth > MAX_DEPTH {
-            self.note(format!("a link loop through node {}{oid} was cut", f.prefix));
+            self.note(format!(
+                "a link loop through node {}{oid} was cut",
+                f.prefix
+            ));
             return R::Keep;
         }
         if oid == -10 {
             // The subgraph's input node: continue at the instance's input in the parent graph.
-            let Some((pf, inst, def)) = f.parent else { return R::Keep };
-            let Some(port) = def.inputs.get(oslot) else { return R::Keep };
+            let Some((pf, inst, def)) = f.parent else {
+                return R::Keep;
+            };
+            let Some(port) = def.inputs.get(oslot) else {
+                return R::Keep;
+            };
             if let Some(plid) = saved_link(inst, &port.name) {
                 return self.resolve_link(pf, plid, want, depth + 1);
             }
@@ -556,7 +581,10 @@ impl<'a> Conv<'a> {
             };
         }
         let Some(node) = f.g.by_id.get(&oid).copied() else {
-            self.note(format!("a link comes from node {}{oid}, which does not exist; ignored", f.prefix));
+            self.note(format!(
+                "a link comes from node {}{oid}, which does not exist; ignored",
+                f.prefix
+            ));
             return R::Keep;
         };
         let ty = node_type(node);
@@ -579,13 +607,20 @@ impl<'a> Conv<'a> {
         let mode = node_mode(node);
         if let Some(def) = self.defs.get(ty) {
             if mode == 4 {
-                let ins: Vec<(String, String)> =
-                    def.inputs.iter().map(|p| (p.name.clone(), p.ty.clone())).collect();
+                let ins: Vec<(String, String)> = def
+                    .inputs
+                    .iter()
+                    .map(|p| (p.name.clone(), p.ty.clone()))
+                    .collect();
                 let out_ty = def.outputs.get(oslot).map_or("*", |p| p.ty.as_str());
                 return self.bypass(f, node, &ins, oslot, out_ty, want, depth);
             }
-            let Some(port) = def.outputs.get(oslot) else { return R::Keep };
-            let Some(&inner) = port.links.first() else { return R::Keep };
+            let Some(port) = def.outputs.get(oslot) else {
+                return R::Keep;
+            };
+            let Some(&inner) = port.links.first() else {
+                return R::Keep;
+            };
             let child = Frame {
                 g: &def.g,
                 prefix: format!("{}{oid}:", f.prefix),
@@ -612,7 +647,10 @@ impl<'a> Conv<'a> {
                                 .filter(|i| i.is_widget())
                                 .map(|i| (i.name.clone(), i.kind.clone())),
                         );
-                        (v, d.outputs.get(oslot).cloned().unwrap_or_else(|| "*".into()))
+                        (
+                            v,
+                            d.outputs.get(oslot).cloned().unwrap_or_else(|| "*".into()),
+                        )
                     }
                     None => (
                         node["inputs"]
@@ -690,7 +728,9 @@ impl<'a> Conv<'a> {
                 };
                 is_widget.then_some((*inner, class, idef, name))
             });
-            let Some((inner, class, idef, name)) = target else { continue };
+            let Some((inner, class, idef, name)) = target else {
+                continue;
+            };
             if j == k {
                 if let Some(v) = inst["widgets_values"].as_array().and_then(|a| a.get(index)) {
                     return Some(js_value(v));

@@ -152,7 +152,10 @@ impl<'de> Deserialize<'de> for SpecMap {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a map of input specs")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<SpecMap, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<SpecMap, A::Error> {
                 let mut out = Vec::new();
                 while let Some(k) = m.next_key::<String>()? {
                     let spec: RawSpec = m.next_value()?;
@@ -183,7 +186,10 @@ impl<'de> Deserialize<'de> for RawSpec {
                     ..Default::default()
                 }))
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> std::result::Result<RawSpec, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> std::result::Result<RawSpec, A::Error> {
                 let mut def = InputDef::default();
                 let first: Option<Value> = s.next_element()?;
                 match first {
@@ -198,10 +204,17 @@ impl<'de> Deserialize<'de> for RawSpec {
                     def.default = o.default;
                     def.min = o.min.as_ref().and_then(num);
                     def.max = o.max.as_ref().and_then(num);
-                    def.control_after_generate = o.control_after_generate.is_some_and(|v| v.as_bool() == Some(true));
+                    def.control_after_generate = o
+                        .control_after_generate
+                        .is_some_and(|v| v.as_bool() == Some(true));
                     def.force_input = o.force_input == Some(true);
-                    def.upload = [o.image_upload, o.video_upload, o.audio_upload, o.file_upload]
-                        .contains(&Some(true));
+                    def.upload = [
+                        o.image_upload,
+                        o.video_upload,
+                        o.audio_upload,
+                        o.file_upload,
+                    ]
+                    .contains(&Some(true));
                     def.dynamic_prompts = o.dynamic_prompts == Some(true);
                     def.multiselect = o.multiselect == Some(true);
                     if def.options.is_none() {
@@ -271,8 +284,16 @@ impl NodeDef {
     fn from_raw(c: RawClass) -> NodeDef {
         let mut inputs = Vec::new();
         for (specs, order, required) in [
-            (c.input.required, c.input_order.as_ref().map(|o| &o.required), true),
-            (c.input.optional, c.input_order.as_ref().map(|o| &o.optional), false),
+            (
+                c.input.required,
+                c.input_order.as_ref().map(|o| &o.required),
+                true,
+            ),
+            (
+                c.input.optional,
+                c.input_order.as_ref().map(|o| &o.optional),
+                false,
+            ),
         ] {
             let Some(SpecMap(mut specs)) = specs else {
                 continue;
@@ -411,7 +432,10 @@ pub async fn fetch_text(url: &str, headers: &[String]) -> Result<String> {
     let mut req = client.get(&endpoint);
     for h in headers {
         let (name, value) = h.split_once(':').ok_or_else(|| {
-            Error::Usage(format!("--header '{}' is not 'Name: value'", h.split(':').next().unwrap_or("")))
+            Error::Usage(format!(
+                "--header '{}' is not 'Name: value'",
+                h.split(':').next().unwrap_or("")
+            ))
         })?;
         req = req.header(name.trim(), value.trim());
     }
@@ -459,7 +483,8 @@ pub fn cmd(args: &SchemaArgs) -> Result<i32> {
             let schema = Schema::parse(&text, &format!("{url}/object_info"))?;
             let path = cache_path(url)?;
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| Error::io(dir.display().to_string(), e))?;
             }
             crate::outputs::write_atomic(&path, text.as_bytes())?;
             let meta = serde_json::json!({"url": url, "classes": schema.classes.len()});
@@ -547,9 +572,15 @@ const PACKS: &[(Affix, &str)] = &[
     (Affix::Exact("GetNode"), "ComfyUI-KJNodes"),
     (Affix::Exact("SetNode"), "ComfyUI-KJNodes"),
     (Affix::Exact("FaceDetailer"), "ComfyUI-Impact-Pack"),
-    (Affix::Exact("UltralyticsDetectorProvider"), "ComfyUI-Impact-Pack-Subpack"),
+    (
+        Affix::Exact("UltralyticsDetectorProvider"),
+        "ComfyUI-Impact-Pack-Subpack",
+    ),
     (Affix::Exact("Image Save"), "was-node-suite-comfyui"),
-    (Affix::Suffix(" //"), "a custom node pack (classes ending in ' //')"),
+    (
+        Affix::Suffix(" //"),
+        "a custom node pack (classes ending in ' //')",
+    ),
 ];
 
 enum Affix {
@@ -676,7 +707,11 @@ pub fn check(schema: &Schema, nodes: &Map<String, Value>, file: &str) -> Vec<Dia
     let mut any_unknown = false;
     let mut consumed: std::collections::HashSet<String> = Default::default();
     for node in nodes.values() {
-        for v in node["inputs"].as_object().into_iter().flat_map(|m| m.values()) {
+        for v in node["inputs"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
             if let Some((id, _)) = crate::workflow::as_link(v) {
                 consumed.insert(id.to_key());
             }
@@ -760,7 +795,11 @@ pub fn check(schema: &Schema, nodes: &Map<String, Value>, file: &str) -> Vec<Dia
                     Some(s) => format!("did you mean '{s}'? the server ignores unknown inputs"),
                     None => format!(
                         "the server ignores it; {class} takes: {}",
-                        if names.is_empty() { "no inputs".into() } else { names.join(", ") }
+                        if names.is_empty() {
+                            "no inputs".into()
+                        } else {
+                            names.join(", ")
+                        }
                     ),
                 };
                 out.push(
@@ -839,7 +878,10 @@ fn check_link(
             .iter()
             .position(|t| types_compatible(t, &inp.kind) && t != "*");
         let fix = match alt {
-            Some(k) => format!("use output {k} of node {src} ([\"{src}\", {k}]), which is {}", pdef.outputs[k]),
+            Some(k) => format!(
+                "use output {k} of node {src} ([\"{src}\", {k}]), which is {}",
+                pdef.outputs[k]
+            ),
             None => format!("connect a node that outputs {}", inp.kind),
         };
         out.push(
@@ -877,7 +919,10 @@ fn check_value(
             let near = closest(&text, options, 3);
             let what = if model { "model file" } else { "value" };
             let message = if options.is_empty() {
-                format!("{what} '{text}' is not available: the server's list for '{}' is empty", inp.name)
+                format!(
+                    "{what} '{text}' is not available: the server's list for '{}' is empty",
+                    inp.name
+                )
             } else {
                 format!(
                     "{what} '{text}' is not in the server's list ({} option(s))",
@@ -910,7 +955,11 @@ fn check_value(
                 out.push(
                     at(Diagnostic::error(
                         "bad_value",
-                        format!("expects a number ({}), got {}", inp.kind, crate::workflow::json_kind(v)),
+                        format!(
+                            "expects a number ({}), got {}",
+                            inp.kind,
+                            crate::workflow::json_kind(v)
+                        ),
                     ))
                     .input(&inp.name)
                     .fix(format!("--set {id}.{}=NUMBER", inp.name)),
@@ -920,7 +969,11 @@ fn check_value(
             let low = inp.min.filter(|m| n < *m);
             let high = inp.max.filter(|m| n > *m);
             if let Some(bound) = low.or(high) {
-                let side = if low.is_some() { "below the minimum" } else { "above the maximum" };
+                let side = if low.is_some() {
+                    "below the minimum"
+                } else {
+                    "above the maximum"
+                };
                 out.push(
                     at(Diagnostic::error(
                         "value_out_of_range",
@@ -939,7 +992,9 @@ fn check_value(
         socket => out.push(
             at(Diagnostic::warning(
                 "literal_for_link",
-                format!("expects a link from a node that outputs {socket}, but has a literal value"),
+                format!(
+                    "expects a link from a node that outputs {socket}, but has a literal value"
+                ),
             ))
             .input(&inp.name)
             .fix(format!("connect a node that outputs {socket}")),
