@@ -821,3 +821,175 @@ fn parse_choices(c: &[char], i: &mut usize, nested: bool) -> String {
     }
     cur
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_prompts_like_the_frontend() {
+        // The frontend's own example (ui-conversion.md, syn01).
+        let s = "a photo of a {cat}, // note\nsee https://example.com/a.png\n/* block */ \\{literal braces\\} and {nested {inner}} end";
+        assert_eq!(
+            dynamic_prompt(s),
+            "a photo of a cat, \nsee https:\n {literal braces} and nested inner end"
+        );
+        for _ in 0..20 {
+            let v = dynamic_prompt("{red|blue}");
+            assert!(v == "red" || v == "blue", "{v}");
+        }
+        assert_eq!(dynamic_prompt("a | b"), "a | b");
+        assert_eq!(dynamic_prompt("open {x"), "open {x");
+    }
+
+    #[test]
+    fn js_numbers() {
+        assert_eq!(js_value(&serde_json::from_str("1.0").unwrap()), json!(1));
+        assert_eq!(
+            js_value(&serde_json::from_str("2.5").unwrap()).to_string(),
+            "2.5"
+        );
+        assert_eq!(js_value(&json!([1, 2])), json!({"__value__": [1, 2]}));
+    }
+
+    fn schema() -> Schema {
+        Schema::parse(
+            r#"{
+            "KSampler": {"input": {"required": {
+                "model": ["MODEL"], "seed": ["INT", {"default": 0}], "steps": ["INT", {"default": 20}],
+                "sampler_name": [["euler", "euler_ancestral"]]}},
+              "input_order": {"required": ["model", "seed", "steps", "sampler_name"]},
+              "output": ["LATENT"], "display_name": "KSampler"},
+            "LoadImage": {"input": {"required": {"image": [["a.png"], {"image_upload": true}]}},
+              "output": ["IMAGE", "MASK"], "display_name": "Load Image"},
+            "Loader": {"input": {"required": {"name": [["m.safetensors"]]}}, "output": ["MODEL"]},
+            "Pass": {"input": {"required": {"clip": ["CLIP"], "model": ["MODEL"]}}, "output": ["CLIP", "MODEL"]}
+          }"#,
+            "test",
+        )
+        .unwrap()
+    }
+
+    fn ui(nodes: Value, links: Value) -> Value {
+        json!({"nodes": nodes, "links": links, "version": 0.4})
+    }
+
+    #[test]
+    fn seed_control_slot_and_sampler_prefix() {
+        let w = ui(
+            json!([{"id": 1, "type": "KSampler", "mode": 0, "inputs": [],
+                    "widgets_values": [5, "fixed", 30, "sample_euler_ancestral"]}]),
+            json!([]),
+        );
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(
+            m["1"]["inputs"],
+            json!({"seed": 5, "steps": 30, "sampler_name": "euler_ancestral"})
+        );
+    }
+
+    #[test]
+    fn missing_values_take_defaults_and_object_values_are_ignored() {
+        let w = ui(
+            json!([{"id": 1, "type": "KSampler", "inputs": [], "widgets_values": {"seed": 9}},
+                   {"id": 2, "type": "LoadImage", "inputs": [], "widgets_values": ["b.png", "image"], "title": "Mine"}]),
+            json!([]),
+        );
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(
+            m["1"]["inputs"],
+            json!({"seed": 0, "steps": 20, "sampler_name": "euler"})
+        );
+        assert_eq!(m["2"]["inputs"], json!({"image": "b.png"}));
+        assert_eq!(m["2"]["_meta"]["title"], "Mine");
+    }
+
+    #[test]
+    fn bypass_routes_to_the_input_of_the_consumer_type() {
+        // Loader -> Pass (bypassed) -> KSampler.model: Pass's output 1 (MODEL) routes to its
+        // MODEL input (rule 3: slot 1 is `model`, compatible -> rule 2 applies directly).
+        let w = ui(
+            json!([
+                {"id": 1, "type": "Loader", "inputs": [], "widgets_values": ["m.safetensors"]},
+                {"id": 2, "type": "Pass", "mode": 4,
+                 "inputs": [{"name": "clip", "type": "CLIP", "link": null},
+                            {"name": "model", "type": "MODEL", "link": 1}]},
+                {"id": 3, "type": "KSampler", "inputs": [{"name": "model", "type": "MODEL", "link": 2}],
+                 "widgets_values": [1, "fixed", 2, "euler"]}
+            ]),
+            json!([[1, 1, 0, 2, 1, "MODEL"], [2, 2, 1, 3, 0, "MODEL"]]),
+        );
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(m["3"]["inputs"]["model"], json!(["1", 0]));
+        assert!(m.get("2").is_none());
+
+        // Reading Pass's CLIP output as MODEL: rule 2 fails (slot 0 is CLIP), rule 3 finds the
+        // MODEL input, which is linked.
+        let w2 = ui(
+            json!([
+                {"id": 1, "type": "Loader", "inputs": [], "widgets_values": ["m.safetensors"]},
+                {"id": 2, "type": "Pass", "mode": 4,
+                 "inputs": [{"name": "clip", "type": "CLIP", "link": null},
+                            {"name": "model", "type": "MODEL", "link": 1}]},
+                {"id": 3, "type": "KSampler", "inputs": [{"name": "model", "type": "MODEL", "link": 2}],
+                 "widgets_values": [1, "fixed", 2, "euler"]}
+            ]),
+            json!([[1, 1, 0, 2, 1, "MODEL"], [2, 2, 0, 3, 0, "CLIP"]]),
+        );
+        let m2 = convert(&w2, &schema(), "t").unwrap();
+        assert_eq!(m2["3"]["inputs"]["model"], json!(["1", 0]));
+    }
+
+    #[test]
+    fn muted_source_removes_the_input_and_its_widget_value() {
+        let w = ui(
+            json!([
+                {"id": 1, "type": "Loader", "mode": 2, "inputs": [], "widgets_values": ["m.safetensors"]},
+                {"id": 3, "type": "KSampler",
+                 "inputs": [{"name": "model", "type": "MODEL", "link": 1},
+                            {"name": "steps", "type": "INT", "widget": {"name": "steps"}, "link": 2}],
+                 "widgets_values": [1, "fixed", 2, "euler"]},
+                {"id": 4, "type": "Loader", "mode": 2, "inputs": [], "outputs": []}
+            ]),
+            json!([[1, 1, 0, 3, 0, "MODEL"], [2, 4, 0, 3, 2, "INT"]]),
+        );
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(
+            m["3"]["inputs"],
+            json!({"seed": 1, "sampler_name": "euler"})
+        );
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn refuses_api_format_and_non_objects() {
+        let e = convert(
+            &json!({"1": {"class_type": "X", "inputs": {}}}),
+            &schema(),
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("already an API-format"));
+        assert!(convert(&json!([1]), &schema(), "f").is_err());
+    }
+
+    #[test]
+    fn reroute_loops_do_not_hang() {
+        let w = ui(
+            json!([
+                {"id": 1, "type": "Reroute", "inputs": [{"name": "", "type": "*", "link": 2}]},
+                {"id": 2, "type": "Reroute", "inputs": [{"name": "", "type": "*", "link": 1}]},
+                {"id": 3, "type": "KSampler", "inputs": [{"name": "model", "type": "MODEL", "link": 3}],
+                 "widgets_values": [1, "fixed", 2, "euler"]}
+            ]),
+            json!([
+                [1, 1, 0, 2, 0, "*"],
+                [2, 2, 0, 1, 0, "*"],
+                [3, 1, 0, 3, 0, "MODEL"]
+            ]),
+        );
+        let (m, notes) = convert_with_notes(&w, &schema(), "t").unwrap();
+        assert!(m["3"]["inputs"].get("model").is_none());
+        assert!(notes.iter().any(|n| n.contains("loop")));
+    }
+}
