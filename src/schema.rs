@@ -664,7 +664,7 @@ fn closest<'a>(needle: &str, options: &'a [Value], n: usize) -> Vec<&'a str> {
             let s = strsim::jaro_winkler(&want, &l).max(strsim::jaro_winkler(&want_base, base));
             (s, o)
         })
-        .filter(|(s, _)| *s >= 0.6)
+        .filter(|(s, _)| *s >= 0.7)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
     scored.into_iter().take(n).map(|(_, o)| o).collect()
@@ -932,8 +932,14 @@ fn check_value(
             let fix = if !near.is_empty() {
                 format!("closest the server has: {}", quote_list(&near))
             } else if model {
+                let some: Vec<&str> = options.iter().filter_map(Value::as_str).take(5).collect();
                 format!(
-                    "put '{text}' in the server's models folder (e.g. ComfyUI/models/...), or pick one the server has"
+                    "put '{text}' in the server's models folder (e.g. ComfyUI/models/...){}",
+                    if some.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", or use one the server has: {}", quote_list(&some))
+                    }
                 )
             } else {
                 let some: Vec<&str> = options.iter().filter_map(Value::as_str).take(8).collect();
