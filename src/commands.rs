@@ -30,17 +30,18 @@ pub fn load_document(path: &Path, schema: &SchemaSource, reporter: &Reporter) ->
 }
 
 /// [`load_document`] with an already-loaded schema (so `verify` fetches it once for all files).
+/// The flag says whether a UI-format file was converted.
 pub fn load_document_with(
     path: &Path,
     schema: Option<&crate::schema::Schema>,
     reporter: &Reporter,
-) -> Result<Document> {
+) -> Result<(Document, bool)> {
     match Document::load(path) {
         Err(LoadError::UiFormat { file }) => match schema {
-            Some(schema) => convert_ui_file(path, file, schema, reporter),
+            Some(schema) => convert_ui_file(path, file, schema, reporter).map(|d| (d, true)),
             None => Err(LoadError::UiFormat { file }.into()),
         },
-        other => Ok(other?),
+        other => Ok((other?, false)),
     }
 }
 
@@ -171,8 +172,19 @@ pub fn verify_cmd(args: &VerifyArgs) -> Result<i32> {
     let mut reports = Vec::new();
     for path in &args.workflows {
         let report = match load_document_with(path, schema.as_ref(), &reporter) {
-            Ok(doc) => {
+            Ok((doc, converted)) => {
                 let mut r = verify::verify_document(&doc, &table, args.strict);
+                if converted && args.json {
+                    // Text mode said so on stderr; JSON consumers get it in the report.
+                    r.diagnostics.insert(
+                        0,
+                        Diagnostic::info(
+                            "converted_ui",
+                            "UI-format workflow converted to API format using the server's node schema; node IDs of subgraph contents are '<instance>:<inner>'",
+                        )
+                        .file(&doc.file),
+                    );
+                }
                 if let Some(s) = &schema {
                     // The schema knows which classes are output nodes: its verdict replaces the
                     // structural guess from class names.

@@ -418,6 +418,27 @@ pub async fn fetch(url: &str, headers: &[String]) -> Result<Schema> {
     Schema::parse(&text, &format!("{url}/object_info"))
 }
 
+/// For `send --preflight` against a ComfyUI server: fetch its schema and check `nodes`.
+/// `Ok(None)` when the server does not serve `/object_info` (answers 404 or something that is not
+/// an object_info document), so the caller can skip the check as the default-on preflight should;
+/// connection and auth failures are errors, as sending would fail the same way.
+pub async fn preflight(
+    url: &str,
+    headers: &[String],
+    nodes: &Map<String, Value>,
+    file: &str,
+) -> Result<Option<Vec<Diagnostic>>> {
+    let text = match fetch_text(url, headers).await {
+        Ok(t) => t,
+        Err(Error::Server(m)) if m.contains("answered 404") => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    match Schema::parse(&text, &format!("{url}/object_info")) {
+        Ok(schema) => Ok(Some(check(&schema, nodes, file))),
+        Err(_) => Ok(None),
+    }
+}
+
 /// `GET URL/object_info` as text. Connection problems and non-2xx answers are
 /// [`Error::Server`]; a malformed header is a usage error.
 pub async fn fetch_text(url: &str, headers: &[String]) -> Result<String> {

@@ -126,6 +126,8 @@ fn verify_converts_a_ui_file_and_says_so() {
         .stdout
         .clone();
     let d = diagnostics(&out);
+    assert_eq!(d[0]["code"], "converted_ui");
+    assert_eq!(d[0]["severity"], "info");
     assert_eq!(find(&d, "missing_input", "3")["input"], "steps");
     // Without a schema the UI file is refused with the usual advice.
     comfyctl(tmp.path())
@@ -285,4 +287,37 @@ fn real_capture_names_custom_node_pack_and_missing_models() {
         .unwrap()
         .contains("ComfyUI-Inspire-Pack"));
     assert_eq!(find(&d, "value_not_in_list", "39")["input"], "vae_name");
+}
+
+#[test]
+fn preflight_checks_against_the_live_schema_and_skips_non_comfy_servers() {
+    let server = serve(PathBuf::from(fixture("object_info_min.json")));
+    let nodes: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string(fixture("bad_api.json")).unwrap()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let diags = rt
+        .block_on(comfyctl::schema::preflight(
+            &server.url,
+            &[],
+            &nodes,
+            "bad_api.json",
+        ))
+        .unwrap()
+        .expect("the fake server serves /object_info");
+    assert!(diags
+        .iter()
+        .any(|d| d.code == "unknown_class" && d.node_id.as_deref() == Some("7")));
+    // A server without /object_info (404): no check, no error.
+    let none = rt
+        .block_on(comfyctl::schema::preflight(
+            &format!("{}/elsewhere", server.url),
+            &[],
+            &nodes,
+            "bad_api.json",
+        ))
+        .unwrap();
+    assert!(none.is_none());
 }
