@@ -92,15 +92,17 @@ struct RawClass {
     #[serde(default)]
     input: RawInputs,
     #[serde(default)]
-    input_order: Option<RawOrder>,
+    input_order: Option<Value>,
     #[serde(default)]
     output: Vec<RawOutput>,
+    // Loosely typed on purpose: one custom node with an odd field must not make the whole
+    // schema unreadable.
     #[serde(default)]
-    display_name: Option<String>,
+    display_name: Option<Value>,
     #[serde(default)]
-    output_node: bool,
+    output_node: Option<Value>,
     #[serde(default)]
-    python_module: Option<String>,
+    python_module: Option<Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -111,14 +113,6 @@ struct RawInputs {
     optional: Option<SpecMap>,
     #[serde(default)]
     hidden: Option<HashMap<String, IgnoredValue>>,
-}
-
-#[derive(Deserialize, Default)]
-struct RawOrder {
-    #[serde(default)]
-    required: Vec<String>,
-    #[serde(default)]
-    optional: Vec<String>,
 }
 
 /// Accepts and discards any JSON value (used for hidden inputs' types).
@@ -200,25 +194,27 @@ impl<'de> Deserialize<'de> for RawSpec {
                     }
                     _ => def.kind = "*".into(),
                 }
-                if let Some(o) = s.next_element::<Option<RawOpts>>()?.flatten() {
+                if let Some(MaybeOpts(Some(o))) = s.next_element::<MaybeOpts>()? {
                     def.default = o.default;
                     def.min = o.min.as_ref().and_then(num);
                     def.max = o.max.as_ref().and_then(num);
                     def.control_after_generate = o
                         .control_after_generate
                         .is_some_and(|v| v.as_bool() == Some(true));
-                    def.force_input = o.force_input == Some(true);
+                    let yes = |v: &Option<Value>| v.as_ref().and_then(Value::as_bool) == Some(true);
+                    def.force_input = yes(&o.force_input);
                     def.upload = [
-                        o.image_upload,
-                        o.video_upload,
-                        o.audio_upload,
-                        o.file_upload,
+                        &o.image_upload,
+                        &o.video_upload,
+                        &o.audio_upload,
+                        &o.file_upload,
                     ]
-                    .contains(&Some(true));
-                    def.dynamic_prompts = o.dynamic_prompts == Some(true);
-                    def.multiselect = o.multiselect == Some(true);
+                    .into_iter()
+                    .any(yes);
+                    def.dynamic_prompts = yes(&o.dynamic_prompts);
+                    def.multiselect = yes(&o.multiselect);
                     if def.options.is_none() {
-                        if let Some(opts) = o.options {
+                        if let Some(Value::Array(opts)) = o.options {
                             def.options = Some(opts);
                         }
                     }
@@ -238,15 +234,62 @@ struct RawOpts {
     max: Option<Value>,
     control_after_generate: Option<Value>,
     #[serde(rename = "forceInput")]
-    force_input: Option<bool>,
-    image_upload: Option<bool>,
-    video_upload: Option<bool>,
-    audio_upload: Option<bool>,
-    file_upload: Option<bool>,
+    force_input: Option<Value>,
+    image_upload: Option<Value>,
+    video_upload: Option<Value>,
+    audio_upload: Option<Value>,
+    file_upload: Option<Value>,
     #[serde(rename = "dynamicPrompts")]
-    dynamic_prompts: Option<bool>,
-    multiselect: Option<bool>,
-    options: Option<Vec<Value>>,
+    dynamic_prompts: Option<Value>,
+    multiselect: Option<Value>,
+    options: Option<Value>,
+}
+
+/// The options object of an input spec; anything else in that place is ignored.
+struct MaybeOpts(Option<RawOpts>);
+impl<'de> Deserialize<'de> for MaybeOpts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MaybeOpts;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("input options")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> std::result::Result<MaybeOpts, A::Error> {
+                RawOpts::deserialize(de::value::MapAccessDeserializer::new(m))
+                    .map(|o| MaybeOpts(Some(o)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> std::result::Result<MaybeOpts, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MaybeOpts(None))
+            }
+            fn visit_unit<E: de::Error>(self) -> std::result::Result<MaybeOpts, E> {
+                Ok(MaybeOpts(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> std::result::Result<MaybeOpts, E> {
+                Ok(MaybeOpts(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> std::result::Result<MaybeOpts, E> {
+                Ok(MaybeOpts(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> std::result::Result<MaybeOpts, E> {
+                Ok(MaybeOpts(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> std::result::Result<MaybeOpts, E> {
+                Ok(MaybeOpts(None))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<MaybeOpts, E> {
+                Ok(MaybeOpts(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 fn num(v: &Value) -> Option<f64> {
@@ -282,25 +325,25 @@ impl Schema {
 
 impl NodeDef {
     fn from_raw(c: RawClass) -> NodeDef {
+        let order_of = |key: &str| -> Vec<&str> {
+            c.input_order
+                .as_ref()
+                .and_then(|o| o[key].as_array())
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default()
+        };
+        let (req_order, opt_order) = (order_of("required"), order_of("optional"));
         let mut inputs = Vec::new();
         for (specs, order, required) in [
-            (
-                c.input.required,
-                c.input_order.as_ref().map(|o| &o.required),
-                true,
-            ),
-            (
-                c.input.optional,
-                c.input_order.as_ref().map(|o| &o.optional),
-                false,
-            ),
+            (c.input.required, &req_order, true),
+            (c.input.optional, &opt_order, false),
         ] {
             let Some(SpecMap(mut specs)) = specs else {
                 continue;
             };
             // `input_order` is authoritative when present: the map order may have been
             // shuffled by whatever saved the file.
-            if let Some(order) = order.filter(|o| !o.is_empty()) {
+            if !order.is_empty() {
                 specs.sort_by_key(|(n, _)| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
             }
             for (_, mut def) in specs {
@@ -309,7 +352,7 @@ impl NodeDef {
             }
         }
         NodeDef {
-            display_name: c.display_name,
+            display_name: c.display_name.and_then(|v| v.as_str().map(String::from)),
             inputs,
             hidden: c
                 .input
@@ -317,8 +360,8 @@ impl NodeDef {
                 .map(|h| h.into_keys().collect())
                 .unwrap_or_default(),
             outputs: c.output.into_iter().map(|o| o.0).collect(),
-            output_node: c.output_node,
-            python_module: c.python_module,
+            output_node: c.output_node.and_then(|v| v.as_bool()) == Some(true),
+            python_module: c.python_module.and_then(|v| v.as_str().map(String::from)),
         }
     }
 }
@@ -1074,6 +1117,23 @@ mod tests {
         assert_eq!(a.outputs, ["MODEL", "COMBO"]);
         assert!(a.output_node);
         assert_eq!(a.display_name.as_deref(), Some("Node A"));
+    }
+
+    #[test]
+    fn odd_custom_nodes_do_not_break_the_schema() {
+        let doc = r#"{
+          "Odd": {"input": {"required": {"a": ["INT", "not an object"], "b": ["STRING", null],
+                   "c": ["FLOAT", {"forceInput": "yes", "options": "x", "min": "low"}]}},
+                  "input_order": "weird", "display_name": 5, "output_node": "true", "output": [["x"]]},
+          "Fine": {"input": {}, "output": ["IMAGE"]}
+        }"#;
+        let s = Schema::parse(doc, "test").unwrap();
+        let odd = s.get("Odd").unwrap();
+        assert_eq!(odd.inputs.len(), 3);
+        assert!(odd.input("c").unwrap().is_widget());
+        assert_eq!(odd.outputs, ["COMBO"]);
+        assert!(!odd.output_node);
+        assert_eq!(s.get("Fine").unwrap().outputs, ["IMAGE"]);
     }
 
     #[test]
