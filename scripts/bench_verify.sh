@@ -11,11 +11,19 @@ OI=${1:-../shared/fixtures/captures/object_info.json}
 cargo build --release -q
 BIN=$PWD/target/release/comfyctl
 CACHE=$(mktemp -d)
-trap 'rm -rf "$CACHE"' EXIT
-mkdir -p "$CACHE/schemas"
-cp "$OI" "$CACHE/schemas/127.0.0.1_8188.json"
+mkdir -p "$CACHE/www"
+cp "$OI" "$CACHE/www/object_info"
+# Pull through a throwaway local HTTP server, exactly as a user would from their ComfyUI.
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 -m http.server "$PORT" --bind 127.0.0.1 --directory "$CACHE/www" >/dev/null 2>&1 &
+HTTP_PID=$!
+trap 'kill $HTTP_PID 2>/dev/null; rm -rf "$CACHE"' EXIT
 export COMFYCTL_CACHE_DIR=$CACHE
-CMD="$BIN verify --offline --server http://127.0.0.1:8188 workflows/wan_i2v.json"
+URL=http://127.0.0.1:$PORT
+for _ in $(seq 50); do "$BIN" schema pull --url "$URL" >/dev/null 2>&1 && break; sleep 0.1; done
+ls -l "$CACHE/schemas/"
+kill $HTTP_PID
+CMD="$BIN verify --offline --server $URL workflows/wan_i2v.json"
 $CMD >/dev/null || true   # errors expected: the capture server has no models
 if command -v hyperfine >/dev/null; then
   hyperfine -N --warmup 5 --runs 100 -i "$CMD"

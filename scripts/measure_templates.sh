@@ -22,7 +22,7 @@ if ! ls "$DIR"/templates/*.json >/dev/null 2>&1; then
   cp "$DIR"/wheel/x/comfyui_workflow_templates_json/templates/*.json "$DIR/templates/"
 fi
 OUT=$(mktemp -d)
-total=0; ui=0; converted=0; clean=0; clean_but_models=0
+total=0; converted=0; all_known=0; clean=0; clean_but_models=0
 : > "$OUT/failures.txt"
 for f in "$DIR"/templates/*.json; do
   # index.json and friends are not workflows
@@ -30,6 +30,7 @@ for f in "$DIR"/templates/*.json; do
   total=$((total+1))
   if "$BIN" convert --object-info "$OI" "$f" -o "$OUT/api.json" 2>"$OUT/err.txt"; then
     converted=$((converted+1))
+    grep -q "is not on the server" "$OUT/err.txt" || all_known=$((all_known+1))
     if "$BIN" verify --json --object-info "$OI" "$OUT/api.json" >"$OUT/v.json" 2>/dev/null; then
       clean=$((clean+1))
     else
@@ -48,6 +49,7 @@ sys.exit(0 if all(e["code"]=="value_not_in_list" for e in errs) else 1)' "$OUT/v
 done
 echo "UI-format templates:             $total"
 echo "converted without error:         $converted"
+echo "  of which every class is known:  $all_known  (others use nodes newer than the capture's ComfyUI 0.3.64 or custom nodes)"
 echo "verify clean (no errors):        $clean"
 echo "only value_not_in_list errors:   $clean_but_models  (model files/images the capture server lacks)"
 echo "conversion failures: $OUT/failures.txt"

@@ -204,6 +204,9 @@ pub fn verify_cmd(args: &VerifyArgs) -> Result<i32> {
         }
         reports.push(report);
     }
+    // Freeing thousands of small allocations costs ~0.4 ms of a ~5 ms run; the process is
+    // about to exit and the OS reclaims it all at once.
+    std::mem::forget(schema);
     let valid = reports.iter().all(|r| r.valid);
     if args.json {
         let v = json!({"valid": valid, "files": reports});

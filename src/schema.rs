@@ -136,6 +136,33 @@ impl<'de> Deserialize<'de> for RawOutput {
     }
 }
 
+/// The top level: class name → definition, each reduced to a [`NodeDef`] as soon as it is read
+/// (no intermediate map of raw classes to move around).
+struct Classes(HashMap<String, NodeDef>);
+impl<'de> Deserialize<'de> for Classes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Classes;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of node classes")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> std::result::Result<Classes, A::Error> {
+                let mut out = HashMap::with_capacity(m.size_hint().unwrap_or(1024));
+                while let Some(k) = m.next_key::<String>()? {
+                    let c: RawClass = m.next_value()?;
+                    out.insert(k, NodeDef::from_raw(c));
+                }
+                Ok(Classes(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// Input specs in file order.
 struct SpecMap(Vec<(String, InputDef)>);
 impl<'de> Deserialize<'de> for SpecMap {
@@ -198,21 +225,12 @@ impl<'de> Deserialize<'de> for RawSpec {
                     def.default = o.default;
                     def.min = o.min.as_ref().and_then(num);
                     def.max = o.max.as_ref().and_then(num);
-                    def.control_after_generate = o
-                        .control_after_generate
-                        .is_some_and(|v| v.as_bool() == Some(true));
-                    let yes = |v: &Option<Value>| v.as_ref().and_then(Value::as_bool) == Some(true);
-                    def.force_input = yes(&o.force_input);
-                    def.upload = [
-                        &o.image_upload,
-                        &o.video_upload,
-                        &o.audio_upload,
-                        &o.file_upload,
-                    ]
-                    .into_iter()
-                    .any(yes);
-                    def.dynamic_prompts = yes(&o.dynamic_prompts);
-                    def.multiselect = yes(&o.multiselect);
+                    def.control_after_generate = o.control_after_generate.0;
+                    def.force_input = o.force_input.0;
+                    def.upload =
+                        o.image_upload.0 || o.video_upload.0 || o.audio_upload.0 || o.file_upload.0;
+                    def.dynamic_prompts = o.dynamic_prompts.0;
+                    def.multiselect = o.multiselect.0;
                     if def.options.is_none() {
                         if let Some(Value::Array(opts)) = o.options {
                             def.options = Some(opts);
@@ -232,17 +250,66 @@ struct RawOpts {
     default: Option<Value>,
     min: Option<Value>,
     max: Option<Value>,
-    control_after_generate: Option<Value>,
-    #[serde(rename = "forceInput")]
-    force_input: Option<Value>,
-    image_upload: Option<Value>,
-    video_upload: Option<Value>,
-    audio_upload: Option<Value>,
-    file_upload: Option<Value>,
-    #[serde(rename = "dynamicPrompts")]
-    dynamic_prompts: Option<Value>,
-    multiselect: Option<Value>,
+    #[serde(default)]
+    control_after_generate: Flag,
+    #[serde(rename = "forceInput", default)]
+    force_input: Flag,
+    #[serde(default)]
+    image_upload: Flag,
+    #[serde(default)]
+    video_upload: Flag,
+    #[serde(default)]
+    audio_upload: Flag,
+    #[serde(default)]
+    file_upload: Flag,
+    #[serde(rename = "dynamicPrompts", default)]
+    dynamic_prompts: Flag,
+    #[serde(default)]
+    multiselect: Flag,
     options: Option<Value>,
+}
+
+/// A boolean option: `true` is true, anything else (other types included) is false. Read
+/// without building a `Value`, which matters for parse time on a large schema.
+#[derive(Default, Clone, Copy)]
+struct Flag(bool);
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Flag;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a boolean")
+            }
+            fn visit_bool<E: de::Error>(self, b: bool) -> std::result::Result<Flag, E> {
+                Ok(Flag(b))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> std::result::Result<Flag, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Flag(false))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut s: A) -> std::result::Result<Flag, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Flag(false))
+            }
+            fn visit_unit<E: de::Error>(self) -> std::result::Result<Flag, E> {
+                Ok(Flag(false))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> std::result::Result<Flag, E> {
+                Ok(Flag(false))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> std::result::Result<Flag, E> {
+                Ok(Flag(false))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> std::result::Result<Flag, E> {
+                Ok(Flag(false))
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> std::result::Result<Flag, E> {
+                Ok(Flag(false))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// The options object of an input spec; anything else in that place is ignored.
@@ -299,15 +366,11 @@ fn num(v: &Value) -> Option<f64> {
 impl Schema {
     /// Parses an `/object_info` document. `source` names it in error messages.
     pub fn parse(text: &str, source: &str) -> Result<Schema> {
-        let raw: HashMap<String, RawClass> = serde_json::from_str(text).map_err(|e| {
+        let Classes(classes) = serde_json::from_str(text).map_err(|e| {
             Error::Usage(format!(
                 "{source}: not a ComfyUI /object_info document ({e}); save it with: curl http://HOST:8188/object_info > object_info.json"
             ))
         })?;
-        let classes = raw
-            .into_iter()
-            .map(|(name, c)| (name, NodeDef::from_raw(c)))
-            .collect();
         Ok(Schema { classes })
     }
 
@@ -344,7 +407,19 @@ impl NodeDef {
             // `input_order` is authoritative when present: the map order may have been
             // shuffled by whatever saved the file.
             if !order.is_empty() {
-                specs.sort_by_key(|(n, _)| order.iter().position(|o| o == n).unwrap_or(usize::MAX));
+                let mut rest: Vec<Option<(String, InputDef)>> =
+                    specs.into_iter().map(Some).collect();
+                let mut sorted = Vec::with_capacity(rest.len());
+                for name in order {
+                    if let Some(p) = rest
+                        .iter()
+                        .position(|x| x.as_ref().is_some_and(|(n, _)| n == name))
+                    {
+                        sorted.extend(rest[p].take());
+                    }
+                }
+                sorted.extend(rest.into_iter().flatten());
+                specs = sorted;
             }
             for (_, mut def) in specs {
                 def.required = required;
@@ -537,6 +612,72 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// The fields of an input's options object that comfyctl reads.
+const KEPT_OPTIONS: &[&str] = &[
+    "default",
+    "min",
+    "max",
+    "control_after_generate",
+    "forceInput",
+    "image_upload",
+    "video_upload",
+    "audio_upload",
+    "file_upload",
+    "dynamicPrompts",
+    "multiselect",
+    "options",
+];
+
+/// `/object_info` reduced to what comfyctl reads (no tooltips, descriptions, categories), still
+/// in `/object_info` syntax so that the cached file also works with `--object-info`. About a
+/// third of the size, which is what makes `verify` with a cached schema fast.
+pub fn compact_object_info(text: &str, source: &str) -> Result<String> {
+    let full: Map<String, Value> = serde_json::from_str(text).map_err(|e| {
+        Error::Usage(format!(
+            "{source}: not a ComfyUI /object_info document ({e})"
+        ))
+    })?;
+    let mut out = Map::new();
+    for (name, class) in full {
+        let Value::Object(mut class) = class else {
+            continue;
+        };
+        let mut c = Map::new();
+        if let Some(Value::Object(mut input)) = class.remove("input") {
+            for sec in ["required", "optional"] {
+                if let Some(Value::Object(specs)) = input.get_mut(sec) {
+                    for spec in specs.values_mut() {
+                        if let Some(Value::Object(opts)) =
+                            spec.as_array_mut().and_then(|a| a.get_mut(1))
+                        {
+                            opts.retain(|k, _| KEPT_OPTIONS.contains(&k.as_str()));
+                        }
+                    }
+                }
+            }
+            if let Some(Value::Object(hidden)) = input.get_mut("hidden") {
+                for v in hidden.values_mut() {
+                    *v = Value::from(0);
+                }
+            }
+            c.insert("input".into(), Value::Object(input));
+        }
+        for key in [
+            "input_order",
+            "output",
+            "display_name",
+            "output_node",
+            "python_module",
+        ] {
+            if let Some(v) = class.remove(key) {
+                c.insert(key.into(), v);
+            }
+        }
+        out.insert(name, Value::Object(c));
+    }
+    Ok(serde_json::to_string(&Value::Object(out)).expect("serializable"))
+}
+
 /// `comfyctl schema ...`
 pub fn cmd(args: &SchemaArgs) -> Result<i32> {
     match &args.command {
@@ -550,7 +691,8 @@ pub fn cmd(args: &SchemaArgs) -> Result<i32> {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| Error::io(dir.display().to_string(), e))?;
             }
-            crate::outputs::write_atomic(&path, text.as_bytes())?;
+            let compact = compact_object_info(&text, url)?;
+            crate::outputs::write_atomic(&path, compact.as_bytes())?;
             let meta = serde_json::json!({"url": url, "classes": schema.classes.len()});
             let _ = std::fs::write(path.with_extension("url"), meta.to_string());
             println!(
@@ -1134,6 +1276,17 @@ mod tests {
         assert_eq!(odd.outputs, ["COMBO"]);
         assert!(!odd.output_node);
         assert_eq!(s.get("Fine").unwrap().outputs, ["IMAGE"]);
+    }
+
+    #[test]
+    fn compact_form_parses_to_the_same_schema() {
+        let compact = compact_object_info(DOC, "test").unwrap();
+        assert!(!compact.contains("tooltip") && !compact.contains("ignored"));
+        let (a, b) = (
+            Schema::parse(DOC, "full").unwrap(),
+            Schema::parse(&compact, "compact").unwrap(),
+        );
+        assert_eq!(format!("{:?}", a.classes), format!("{:?}", b.classes));
     }
 
     #[test]
