@@ -974,6 +974,50 @@ mod tests {
     }
 
     #[test]
+    fn bypassed_subgraph_instance_routes_around_but_still_sends_its_nodes() {
+        // Instance 10 of a one-node subgraph (Pass: CLIP, MODEL -> CLIP, MODEL) is bypassed:
+        // KSampler.model reading its output 1 is routed to the instance's `model` input, while
+        // the inner node is still sent as "10:1".
+        let sg = json!({
+            "id": "sg", "inputs": [
+                {"name": "clip", "type": "CLIP", "linkIds": [101]},
+                {"name": "model", "type": "MODEL", "linkIds": [102]}],
+            "outputs": [
+                {"name": "CLIP", "type": "CLIP", "linkIds": [103]},
+                {"name": "MODEL", "type": "MODEL", "linkIds": [104]}],
+            "nodes": [{"id": 1, "type": "Pass", "inputs": [
+                {"name": "clip", "type": "CLIP", "link": 101},
+                {"name": "model", "type": "MODEL", "link": 102}]}],
+            "links": [
+                {"id": 101, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "CLIP"},
+                {"id": 102, "origin_id": -10, "origin_slot": 1, "target_id": 1, "target_slot": 1, "type": "MODEL"},
+                {"id": 103, "origin_id": 1, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "CLIP"},
+                {"id": 104, "origin_id": 1, "origin_slot": 1, "target_id": -20, "target_slot": 1, "type": "MODEL"}]
+        });
+        let mut w = ui(
+            json!([
+                {"id": 5, "type": "Loader", "inputs": [], "widgets_values": ["m.safetensors"]},
+                {"id": 10, "type": "sg", "mode": 4, "inputs": [
+                    {"name": "clip", "type": "CLIP", "link": null},
+                    {"name": "model", "type": "MODEL", "link": 1}]},
+                {"id": 3, "type": "KSampler", "inputs": [{"name": "model", "type": "MODEL", "link": 2}],
+                 "widgets_values": [1, "fixed", 2, "euler"]}
+            ]),
+            json!([[1, 5, 0, 10, 1, "MODEL"], [2, 10, 1, 3, 0, "MODEL"]]),
+        );
+        w["definitions"] = json!({"subgraphs": [sg]});
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(m["3"]["inputs"]["model"], json!(["5", 0]));
+        assert_eq!(m["10:1"]["inputs"], json!({"model": ["5", 0]}));
+        // Not bypassed: the same link resolves to the inner node.
+        w["nodes"][1]["mode"] = json!(0);
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(m["3"]["inputs"]["model"], json!(["10:1", 1]));
+        let keys: Vec<&String> = m.keys().collect();
+        assert_eq!(keys, ["3", "5", "10:1"]);
+    }
+
+    #[test]
     fn reroute_loops_do_not_hang() {
         let w = ui(
             json!([

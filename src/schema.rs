@@ -432,7 +432,11 @@ impl NodeDef {
             hidden: c
                 .input
                 .hidden
-                .map(|h| h.into_keys().collect())
+                .map(|h| {
+                    let mut v: Vec<String> = h.into_keys().collect();
+                    v.sort_unstable();
+                    v
+                })
                 .unwrap_or_default(),
             outputs: c.output.into_iter().map(|o| o.0).collect(),
             output_node: c.output_node.and_then(|v| v.as_bool()) == Some(true),

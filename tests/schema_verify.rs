@@ -265,11 +265,8 @@ fn unreachable_server_without_cache_is_a_server_error() {
 
 #[test]
 fn real_capture_names_custom_node_pack_and_missing_models() {
-    let capture = Path::new("../shared/fixtures/captures/object_info.json");
-    if !capture.exists() {
-        eprintln!("skipped: {} not present", capture.display());
-        return;
-    }
+    let Some(capture) = capture() else { return };
+    let capture = capture.as_path();
     let tmp = tempfile::tempdir().unwrap();
     let out = comfyctl(tmp.path())
         .args(["verify", "--json", "--object-info"])
@@ -320,4 +317,47 @@ fn preflight_checks_against_the_live_schema_and_skips_non_comfy_servers() {
         ))
         .unwrap();
     assert!(none.is_none());
+}
+
+#[test]
+fn cached_compact_form_of_the_real_capture_checks_the_same() {
+    let Some(capture) = capture() else { return };
+    let capture = capture.as_path();
+    let text = std::fs::read_to_string(capture).unwrap();
+    let compact = comfyctl::schema::compact_object_info(&text, "capture").unwrap();
+    assert!(
+        compact.len() * 2 < text.len(),
+        "compact form is much smaller"
+    );
+    let full = comfyctl::schema::Schema::parse(&text, "full").unwrap();
+    let small = comfyctl::schema::Schema::parse(&compact, "compact").unwrap();
+    assert_eq!(full.classes.len(), 496);
+    let nodes: serde_json::Map<String, Value> =
+        serde_json::from_str(&std::fs::read_to_string("workflows/wan_i2v.json").unwrap()).unwrap();
+    assert_eq!(
+        comfyctl::schema::check(&full, &nodes, "w"),
+        comfyctl::schema::check(&small, &nodes, "w")
+    );
+    for (name, def) in &full.classes {
+        assert_eq!(
+            format!("{def:?}"),
+            format!("{:?}", small.classes[name]),
+            "{name}"
+        );
+    }
+}
+
+/// The real 496-class capture: `../shared` (as in CI), or `$COMFYCTL_SHARED_DIR`. `None` (with
+/// the reason printed) when neither has it, so the suite passes without the shared material.
+fn capture() -> Option<std::path::PathBuf> {
+    let base = std::env::var_os("COMFYCTL_SHARED_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from("../shared"));
+    let p = base.join("fixtures/captures/object_info.json");
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("skipped: {} not present", p.display());
+        None
+    }
 }
