@@ -857,7 +857,8 @@ fn is_model_input(name: &str, value: &str, options: &[Value]) -> bool {
         MODEL_EXTS.iter().any(|e| l.ends_with(e))
     };
     looks_file(value)
-        || (name.ends_with("_name") && options.iter().filter_map(Value::as_str).any(looks_file))
+        || (name.ends_with("_name")
+            && (options.is_empty() || options.iter().filter_map(Value::as_str).any(looks_file)))
 }
 
 /// Up to `n` options most similar to `needle` (Jaro-Winkler on lowercase, file name without
