@@ -75,6 +75,7 @@ pub fn prepare(args: &SendArgs, reporter: &Reporter) -> Result<Prepared> {
         &crate::cli::SchemaSource {
             server: None,
             object_info: args.object_info.clone(),
+            offline: false,
         },
         reporter,
     )?;
