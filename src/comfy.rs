@@ -18,7 +18,7 @@ mod history;
 pub mod http;
 mod ws;
 
-use crate::cli::{SchemaSource, SendArgs, DEFAULT_COMFY_URL};
+use crate::cli::{SendArgs, DEFAULT_COMFY_URL};
 use crate::error::{Error, Result};
 use crate::outputs::{OutputDir, SavedFile};
 use crate::report::{human_bytes, Reporter};
@@ -184,7 +184,7 @@ impl Run<'_> {
         let args = self.args;
         let reporter = self.reporter;
         let client = self.client;
-        self.preflight()?;
+        self.preflight().await?;
 
         // Reachability (and the server's argv, for the cache hint), the websocket and the
         // uploads at once. The socket must be open before queueing, or the first events are lost.
@@ -377,39 +377,67 @@ impl Run<'_> {
         Ok(crate::error::exit::OK)
     }
 
-    /// The schema check before queueing. Preflight is on by default when a schema is available;
-    /// when the schema support cannot give one (no server answer, not built), sending goes on.
-    fn preflight(&self) -> Result<()> {
+    /// The schema check before queueing: against `--object-info FILE` when given, else the
+    /// target server's live `/object_info`. On by default; skipped quietly when the server does
+    /// not serve a schema (`--preflight` makes that a warning). The `image` inputs comfyctl is
+    /// about to upload are left out of the enum check: their names are new to the server.
+    async fn preflight(&self) -> Result<()> {
         let args = self.args;
         if args.no_preflight {
             return Ok(());
         }
-        let src = SchemaSource {
-            server: if args.object_info.is_none() {
-                Some(self.client.target())
-            } else {
-                None
-            },
-            object_info: args.object_info.clone(),
-        };
-        let loaded = tokio::task::block_in_place(|| crate::schema::load(&src, self.reporter));
-        let schema = match loaded {
-            Ok(Some(s)) => s,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                let msg = format!("preflight check unavailable ({e}); sending without it");
-                if args.preflight {
-                    self.reporter.warn(msg);
-                } else {
-                    self.reporter.debug(1, msg);
+        let nodes = self.prepared.nodes_with(|img| img.upload_name.clone());
+        let file = &self.prepared.doc.file;
+        let diags = match &args.object_info {
+            Some(p) => {
+                let schema = crate::schema::read_file(p)?;
+                Some(crate::schema::check(&schema, &nodes, file))
+            }
+            None => {
+                // The client's headers already carry --header values and URL credentials.
+                let headers: Vec<String> = self
+                    .client
+                    .headers()
+                    .iter()
+                    .filter_map(|(k, v)| v.to_str().ok().map(|v| format!("{k}: {v}")))
+                    .collect();
+                match crate::schema::preflight(&self.client.target(), &headers, &nodes, file).await
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        self.reporter.debug(1, format!("preflight: {e}"));
+                        None
+                    }
                 }
-                return Ok(());
             }
         };
-        let nodes = self.prepared.nodes_with(|img| img.upload_name.clone());
-        let diags = crate::schema::check(&schema, &nodes, &self.prepared.doc.file);
-        let (errors, rest): (Vec<_>, Vec<_>) = diags.into_iter().partition(|d| d.is_error());
-        for d in rest {
+        let Some(diags) = diags else {
+            let msg = "preflight check skipped: the server did not provide its node schema (/object_info)";
+            if args.preflight {
+                self.reporter.warn(msg);
+            } else {
+                self.reporter.debug(1, msg);
+            }
+            return Ok(());
+        };
+        let uploaded = |d: &crate::diagnostic::Diagnostic| {
+            d.code == "value_not_in_list"
+                && d.input.as_deref() == Some("image")
+                && self
+                    .prepared
+                    .plan
+                    .images
+                    .iter()
+                    .any(|i| d.node_id.as_deref() == Some(i.node.as_str()))
+        };
+        let (errors, rest): (Vec<_>, Vec<_>) = diags
+            .into_iter()
+            .filter(|d| !uploaded(d))
+            .partition(|d| d.is_error());
+        for d in rest
+            .iter()
+            .filter(|d| d.severity != crate::diagnostic::Severity::Info)
+        {
             self.reporter.warn(d.to_string());
         }
         if !errors.is_empty() {

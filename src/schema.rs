@@ -488,7 +488,7 @@ pub fn cache_path(url: &str) -> Result<PathBuf> {
     Ok(cache_dir()?.join(format!("{}.json", cache_key(url))))
 }
 
-fn read_file(path: &Path) -> Result<Schema> {
+pub fn read_file(path: &Path) -> Result<Schema> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(name.clone(), e))?;
     Schema::parse(&text, &name)
@@ -1140,7 +1140,16 @@ fn check_value(
                     options.len()
                 )
             };
-            let fix = if !near.is_empty() {
+            let fix = if inp.upload {
+                format!(
+                    "the server has no input file '{text}': 'comfyctl send --image {id}=PATH' uploads one{}",
+                    if near.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (closest the server has: {})", quote_list(&near))
+                    }
+                )
+            } else if !near.is_empty() {
                 format!("closest the server has: {}", quote_list(&near))
             } else if model {
                 let some: Vec<&str> = options.iter().filter_map(Value::as_str).take(5).collect();
