@@ -740,3 +740,46 @@ fn sigterm_cancels_like_ctrl_c() {
         .log()
         .contains(&format!("interrupt-body {}", json!({"prompt_id": id}))));
 }
+
+/// Preflight with a saved schema: the image comfyctl uploads is not flagged (its name is new to
+/// the server), and the run goes through.
+#[test]
+fn preflight_passes_a_valid_workflow_with_an_uploaded_image() {
+    let fake = FakeComfy::start(Scenario::default());
+    let out = tempfile::tempdir().unwrap();
+    send(&fake, out.path())
+        .arg("--preflight")
+        .arg("--object-info")
+        .arg(repo("tests/fixtures/object_info_smoke.json"))
+        .assert()
+        .success();
+    assert_eq!(fake.history_ids().len(), 1);
+}
+
+/// Preflight catches a typo before anything is queued, names the node and input, and suggests
+/// the server's closest value.
+#[test]
+fn preflight_rejects_a_bad_value_before_queueing() {
+    let fake = FakeComfy::start(Scenario::default());
+    let out = tempfile::tempdir().unwrap();
+    let o = send(&fake, out.path())
+        .args([
+            "--set",
+            "2.upscale_method=bicubick",
+            "--preflight",
+            "--object-info",
+        ])
+        .arg(repo("tests/fixtures/object_info_smoke.json"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("preflight"), "{err}");
+    assert!(
+        err.contains("node image_scale_1 \"Upscale Image\" (ImageScale) input 'upscale_method'"),
+        "{err}"
+    );
+    assert!(err.contains("closest the server has: 'bicubic'"), "{err}");
+    assert!(fake.history_ids().is_empty(), "nothing was queued");
+    assert!(fake.uploaded_names().is_empty(), "nothing was uploaded");
+}
