@@ -29,10 +29,12 @@
 //! IDs matter for readable diffs, `--set NODE.INPUT`, the node *object* cache (keyed by ID + class),
 //! and error messages that mean the same thing on every run.
 
+pub mod fast;
+
 use crate::diagnostic::Diagnostic;
 use crate::workflow::{Graph, Input};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
-use std::collections::{HashMap, HashSet};
 
 /// The built-in table: class type → name of its first node. Taken from the Python tool comfyctl
 /// replaces, so existing names stay as users know them.
@@ -55,7 +57,7 @@ pub const BUILTIN_NAMES: &[(&str, &str)] = &[
 /// Class type → name of the first node of that class.
 #[derive(Debug, Clone)]
 pub struct NameTable {
-    first: HashMap<String, String>,
+    first: FxHashMap<String, String>,
 }
 
 impl Default for NameTable {
@@ -188,6 +190,58 @@ pub fn normalize(
     Ok(normalize_graph(&graph, nodes, table))
 }
 
+/// What the naming rule reads from a graph. Two views implement it: the validated [`Graph`] over a
+/// `serde_json` tree, and [`fast::TextWorkflow`], which reads a workflow straight from its text for
+/// `comfyctl normalize`. Both feed the same [`plan`], so both give the same names and order.
+pub(crate) trait Structure {
+    fn len(&self) -> usize;
+    fn id(&self, i: usize) -> &str;
+    fn class(&self, i: usize) -> &str;
+    /// [`hash_bytes`] of `_meta.title`, when it is a string.
+    fn title_hash(&self, i: usize) -> Option<u64>;
+    /// [`hash_bytes`] of the class type (a view may cache it).
+    fn class_hash(&self, i: usize) -> u64 {
+        hash_bytes(self.class(i).as_bytes())
+    }
+    fn input_count(&self, i: usize) -> usize;
+    /// Kind of input `j` of node `i`, in the node's own input order.
+    fn input(&self, i: usize, j: usize) -> Input;
+    /// [`hash_bytes`] of the name of input `j` of node `i`.
+    fn input_name_hash(&self, i: usize, j: usize) -> u64;
+    /// FNV-1a hash of the compact JSON (`serde_json::to_string`) of literal input `j` of node `i`.
+    fn literal_hash(&self, i: usize, j: usize) -> u64;
+}
+
+impl Structure for Graph<'_> {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+    fn id(&self, i: usize) -> &str {
+        self.ids[i]
+    }
+    fn class(&self, i: usize) -> &str {
+        self.class[i]
+    }
+    fn title_hash(&self, i: usize) -> Option<u64> {
+        self.titles[i].map(|t| hash_bytes(t.as_bytes()))
+    }
+    fn input_count(&self, i: usize) -> usize {
+        self.inputs[i].len()
+    }
+    fn input(&self, i: usize, j: usize) -> Input {
+        self.inputs[i][j].1
+    }
+    fn input_name_hash(&self, i: usize, j: usize) -> u64 {
+        hash_bytes(self.inputs[i][j].0.as_bytes())
+    }
+    fn literal_hash(&self, i: usize, j: usize) -> u64 {
+        let mut h = Fnv::new();
+        // Writing into a hasher cannot fail, and a `Value` always serializes.
+        let _ = serde_json::to_writer(&mut h, self.inputs[i][j].2);
+        h.finish()
+    }
+}
+
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -202,24 +256,54 @@ fn mix(h: u64, x: u64) -> u64 {
 
 /// FNV-1a: fixed, platform-independent, fast enough for names and class types.
 fn hash_bytes(b: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &x in b {
-        h ^= x as u64;
-        h = h.wrapping_mul(0x100_0000_01b3);
+    let mut h = Fnv::new();
+    h.update(b);
+    h.finish()
+}
+
+/// Streaming FNV-1a, so a literal can be hashed as `serde_json` writes it, without first building
+/// the string: the result is the same as [`hash_bytes`] over the whole text.
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    pub(crate) fn new() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
     }
-    h
+    pub(crate) fn update(&mut self, b: &[u8]) {
+        let mut h = self.0;
+        for &x in b {
+            h ^= x as u64;
+            h = h.wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+    pub(crate) fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl std::io::Write for Fnv {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 const TAG_VALUE: u64 = 0x0056_414c_5545;
 const TAG_LINK: u64 = 0x4c49_4e4b;
 
-/// Nodes in an order where every link source comes before its consumer (the graph is acyclic).
-fn topo_order(g: &Graph) -> Vec<usize> {
+/// Post-order depth-first walk from each of `roots` in turn, following inputs in each node's own
+/// order: every link source comes before its consumer. Iterative, so a 100k-node chain cannot
+/// overflow the stack.
+fn post_order<S: Structure>(g: &S, roots: impl IntoIterator<Item = usize>) -> Vec<usize> {
     let n = g.len();
     let mut order = Vec::with_capacity(n);
     let mut done = vec![false; n];
     let mut stack: Vec<(usize, usize)> = Vec::new();
-    for s in 0..n {
+    for s in roots {
         if done[s] {
             continue;
         }
@@ -227,10 +311,9 @@ fn topo_order(g: &Graph) -> Vec<usize> {
         done[s] = true;
         while let Some(top) = stack.last_mut() {
             let (node, pos) = (top.0, top.1);
-            let ins = &g.inputs[node];
-            if pos < ins.len() {
+            if pos < g.input_count(node) {
                 top.1 += 1;
-                if let Input::Link { src, .. } = ins[pos].1 {
+                if let Input::Link { src, .. } = g.input(node, pos) {
                     if !done[src] {
                         done[src] = true;
                         stack.push((src, 0));
@@ -245,25 +328,36 @@ fn topo_order(g: &Graph) -> Vec<usize> {
     order
 }
 
+/// Nodes whose outputs nobody consumes, in index order.
+fn sinks<S: Structure>(g: &S) -> Vec<usize> {
+    let n = g.len();
+    let mut consumed = vec![false; n];
+    for i in 0..n {
+        for j in 0..g.input_count(i) {
+            if let Input::Link { src, .. } = g.input(i, j) {
+                consumed[src] = true;
+            }
+        }
+    }
+    (0..n).filter(|&i| !consumed[i]).collect()
+}
+
 /// Structural (or, with `literals`, full) upstream signature of every node.
-fn signatures(g: &Graph, topo: &[usize], literals: bool) -> Vec<u64> {
+fn signatures<S: Structure>(g: &S, topo: &[usize], literals: bool) -> Vec<u64> {
     let mut sig = vec![0u64; g.len()];
     for &i in topo {
-        let mut h = hash_bytes(g.class[i].as_bytes());
-        for &(name, inp, v) in &g.inputs[i] {
-            h = mix(h, hash_bytes(name.as_bytes()));
-            h = match inp {
+        let mut h = g.class_hash(i);
+        for j in 0..g.input_count(i) {
+            h = mix(h, g.input_name_hash(i, j));
+            h = match g.input(i, j) {
                 Input::Link { src, slot } => mix(mix(mix(h, TAG_LINK), sig[src]), slot),
-                Input::Value if literals => mix(
-                    mix(h, TAG_VALUE),
-                    hash_bytes(serde_json::to_string(v).unwrap_or_default().as_bytes()),
-                ),
+                Input::Value if literals => mix(mix(h, TAG_VALUE), g.literal_hash(i, j)),
                 Input::Value => mix(h, TAG_VALUE),
             };
         }
         if literals {
-            if let Some(t) = g.titles[i] {
-                h = mix(h, hash_bytes(t.as_bytes()));
+            if let Some(t) = g.title_hash(i) {
+                h = mix(h, t);
             }
         }
         sig[i] = h;
@@ -271,22 +365,42 @@ fn signatures(g: &Graph, topo: &[usize], literals: bool) -> Vec<u64> {
     sig
 }
 
-fn normalize_graph(g: &Graph, nodes: &Map<String, Value>, table: &NameTable) -> Normalized {
+/// The outcome of the naming rule: which node goes where and what it is called.
+pub(crate) struct Plan {
+    /// Node indices in output (visit) order.
+    pub(crate) order: Vec<usize>,
+    /// New IDs, one after another in output order: node `i`'s is `names[span[i].0..span[i].1]`.
+    /// One buffer in the order they are written keeps a 100k-node write cache-friendly.
+    names: String,
+    span: Vec<(u32, u32)>,
+    pub(crate) literal_ties: Vec<Vec<String>>,
+}
+
+impl Plan {
+    /// The new ID of node `i`.
+    pub(crate) fn new_id(&self, i: usize) -> &str {
+        let (a, b) = self.span[i];
+        &self.names[a as usize..b as usize]
+    }
+}
+
+/// Steps 2–5 of the rule (module docs) on an acyclic graph whose links all resolve.
+pub(crate) fn plan<S: Structure>(g: &S, table: &NameTable) -> Plan {
     let n = g.len();
-    let topo = topo_order(g);
+    let topo = post_order(g, 0..n);
     let sig = signatures(g, &topo, false);
 
     // 2. Sink order.
-    let mut sinks = g.sinks();
-    sinks.sort_by(|&a, &b| (g.class[a], sig[a]).cmp(&(g.class[b], sig[b])));
+    let mut sinks = sinks(g);
+    sinks.sort_by(|&a, &b| (g.class(a), sig[a]).cmp(&(g.class(b), sig[b])));
     let mut literal_ties = Vec::new();
     let has_tie = sinks
         .windows(2)
-        .any(|w| g.class[w[0]] == g.class[w[1]] && sig[w[0]] == sig[w[1]]);
+        .any(|w| g.class(w[0]) == g.class(w[1]) && sig[w[0]] == sig[w[1]]);
     if has_tie {
         let lit = signatures(g, &topo, true);
         sinks.sort_by(|&a, &b| {
-            (g.class[a], sig[a], lit[a], g.ids[a]).cmp(&(g.class[b], sig[b], lit[b], g.ids[b]))
+            (g.class(a), sig[a], lit[a], g.id(a)).cmp(&(g.class(b), sig[b], lit[b], g.id(b)))
         });
         let mut start = 0;
         for end in 1..=sinks.len() {
@@ -295,7 +409,7 @@ fn normalize_graph(g: &Graph, nodes: &Map<String, Value>, table: &NameTable) -> 
                     literal_ties.push(
                         sinks[start..end]
                             .iter()
-                            .map(|&i| g.ids[i].to_string())
+                            .map(|&i| g.id(i).to_string())
                             .collect(),
                     );
                 }
@@ -303,78 +417,89 @@ fn normalize_graph(g: &Graph, nodes: &Map<String, Value>, table: &NameTable) -> 
             }
         }
     }
+    drop(topo);
 
     // 3. Post-order walk from the sinks, inputs in the node's own order.
-    let mut visited = vec![false; n];
-    let mut order = Vec::with_capacity(n);
-    let mut stack: Vec<(usize, usize)> = Vec::new();
-    for &s in &sinks {
-        if visited[s] {
-            continue;
-        }
-        visited[s] = true;
-        stack.push((s, 0));
-        while let Some(top) = stack.last_mut() {
-            let (node, pos) = (top.0, top.1);
-            let ins = &g.inputs[node];
-            if pos < ins.len() {
-                top.1 += 1;
-                if let Input::Link { src, .. } = ins[pos].1 {
-                    if !visited[src] {
-                        visited[src] = true;
-                        stack.push((src, 0));
-                    }
-                }
-            } else {
-                order.push(node);
-                stack.pop();
-            }
-        }
-    }
+    let order = post_order(g, sinks);
     debug_assert_eq!(order.len(), n, "every node of a DAG reaches a sink");
 
     // 4. Candidate names, numbered per class in visit order.
-    let mut counters: HashMap<&str, usize> = HashMap::new();
+    let mut counters: FxHashMap<&str, usize> = FxHashMap::default();
     let candidates: Vec<String> = order
         .iter()
         .map(|&i| {
-            let k = counters.entry(g.class[i]).or_insert(0);
+            let k = counters.entry(g.class(i)).or_insert(0);
             *k += 1;
-            table.name(g.class[i], *k)
+            table.name(g.class(i), *k)
         })
         .collect();
 
-    // 5. Collisions: the earlier node in visit order keeps the name.
-    let all: HashSet<&str> = candidates.iter().map(String::as_str).collect();
-    let mut taken: HashSet<String> = HashSet::with_capacity(n);
-    let mut new_id = vec![String::new(); n];
-    for (pos, &i) in order.iter().enumerate() {
-        let cand = &candidates[pos];
-        let name = if taken.contains(cand) {
+    // 5. Collisions: the earlier node in visit order keeps the name; a later one gets the first
+    // of `_dup`, `_dup2`, ... that is neither given already nor any node's candidate. (A candidate
+    // can only be "given already" as itself, since an alternative is never a candidate.)
+    let mut seen: FxHashSet<&str> =
+        FxHashSet::with_capacity_and_hasher(n, Default::default());
+    let mut dups: Vec<usize> = Vec::new();
+    for (pos, cand) in candidates.iter().enumerate() {
+        if !seen.insert(cand.as_str()) {
+            dups.push(pos);
+        }
+    }
+    drop(seen);
+    let mut alts: Vec<(usize, String)> = Vec::with_capacity(dups.len());
+    if !dups.is_empty() {
+        let all: FxHashSet<&str> = candidates.iter().map(String::as_str).collect();
+        let mut given_alts: FxHashSet<String> = FxHashSet::default();
+        for &pos in &dups {
+            let cand = &candidates[pos];
             let mut k = 1;
-            loop {
+            let alt = loop {
                 let alt = if k == 1 {
                     format!("{cand}_dup")
                 } else {
                     format!("{cand}_dup{k}")
                 };
-                if !taken.contains(&alt) && !all.contains(alt.as_str()) {
+                if !given_alts.contains(&alt) && !all.contains(alt.as_str()) {
                     break alt;
                 }
                 k += 1;
-            }
-        } else {
-            cand.clone()
-        };
-        taken.insert(name.clone());
-        new_id[i] = name;
+            };
+            given_alts.insert(alt.clone());
+            alts.push((pos, alt));
+        }
     }
+    let mut names = String::with_capacity(candidates.iter().map(String::len).sum::<usize>() + 16);
+    let mut span = vec![(0u32, 0u32); n];
+    let mut alts = alts.into_iter().peekable();
+    for (pos, cand) in candidates.iter().enumerate() {
+        let name = match alts.peek() {
+            Some((p, _)) if *p == pos => alts.next().map(|(_, a)| a).unwrap_or_default(),
+            _ => String::new(),
+        };
+        let name = if name.is_empty() { cand.as_str() } else { &name };
+        let start = names.len();
+        names.push_str(name);
+        // Names are short; a workflow whose names pass 4 GiB cannot be in memory anyway.
+        span[order[pos]] = (start as u32, names.len() as u32);
+    }
+    Plan {
+        order,
+        names,
+        span,
+        literal_ties,
+    }
+}
+
+fn normalize_graph(g: &Graph, nodes: &Map<String, Value>, table: &NameTable) -> Normalized {
+    let plan = plan(g, table);
+    let (order, new_id) = (&plan.order, |i: usize| plan.new_id(i).to_string());
+    let n = order.len();
 
     // Rewrite. Node objects get ComfyUI's export key order: inputs, class_type, _meta, then others.
     let mut out = Map::with_capacity(n);
     let mut map = Vec::with_capacity(n);
     let node_values: Vec<&Value> = nodes.values().collect();
-    for &i in &order {
+    for &i in order {
         let old = node_values[i].as_object().expect("validated");
         let mut node = Map::with_capacity(old.len());
         let mut inputs = Map::with_capacity(g.inputs[i].len());
@@ -382,7 +507,7 @@ fn normalize_graph(g: &Graph, nodes: &Map<String, Value>, table: &NameTable) -> 
             let v = match inp {
                 Input::Link { src, .. } => {
                     let slot = v.as_array().expect("a link is an array")[1].clone();
-                    Value::Array(vec![Value::String(new_id[src].clone()), slot])
+                    Value::Array(vec![Value::String(new_id(src)), slot])
                 }
                 Input::Value => v.clone(),
             };
@@ -398,13 +523,13 @@ fn normalize_graph(g: &Graph, nodes: &Map<String, Value>, table: &NameTable) -> 
                 node.insert(k.clone(), v.clone());
             }
         }
-        out.insert(new_id[i].clone(), Value::Object(node));
-        map.push((g.ids[i].to_string(), new_id[i].clone()));
+        out.insert(new_id(i), Value::Object(node));
+        map.push((g.ids[i].to_string(), new_id(i)));
     }
     Normalized {
         nodes: out,
         map,
-        literal_ties,
+        literal_ties: plan.literal_ties,
     }
 }
 

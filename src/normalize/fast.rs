@@ -1,0 +1,849 @@
+//! `comfyctl normalize` straight from the workflow's text.
+//!
+//! Why this exists: a `serde_json::Value` tree built with `preserve_order` and
+//! `arbitrary_precision` (which comfyctl needs so numbers and key order survive) costs about 2 KB
+//! per node: an index map per object, a heap string per key and per number. A 100k-node workflow
+//! took ~200 MB per tree, and normalizing needs the input tree, the renamed tree and the output
+//! text. This view instead keeps node IDs, class types and input names as slices of the text
+//! (decoded only when they contain escapes), each literal value as its exact text (`&RawValue`),
+//! and writes the pretty-printed result straight to the output. Memory is the text plus roughly
+//! 150 bytes per node plus 64 per input; time is one parse and one write.
+//!
+//! It is only a faster road to the *same bytes* as the general path
+//! ([`super::normalize`] + `serde_json::to_string_pretty`): names and order come from the same
+//! [`super::plan`], literal values are hashed as the compact JSON `serde_json` would produce, and
+//! every value is written as `serde_json` would write it back ([`push_value`]). Whatever it does
+//! not reproduce exactly — wrapper documents, UI format, any structural problem (the general path
+//! reports those with diagnostics), duplicate keys, node IDs written with escapes, very deeply
+//! nested literals — makes [`TextWorkflow::parse`] return `None`, and the caller takes the general
+//! path.
+
+use super::{hash_bytes, plan, Fnv, NameTable, Plan, Structure};
+use crate::workflow::Input;
+use rustc_hash::FxHashMap;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::fmt;
+use std::io::{self, Write};
+
+/// Literal values nested deeper than this send the file to the general path. `serde_json` stops
+/// at 128 levels counted from the top of the document (a literal input sits at level 4), and its
+/// raw-value scanner does not count levels at all; staying well below keeps both paths agreeing
+/// on which files parse.
+const MAX_LITERAL_DEPTH: usize = 100;
+
+/// One input of one node. Kept small (48 bytes) and self-contained: the naming rule reads only
+/// this, never the text, so its passes over 100k nodes stay in cache.
+struct TextInput<'a> {
+    name: &'a str,
+    /// The value exactly as written.
+    value: &'a RawValue,
+    name_hash: u64,
+    /// Link source node, or [`NOT_A_LINK`].
+    src: u32,
+    slot: u32,
+}
+
+const NOT_A_LINK: u32 = u32::MAX;
+
+impl TextInput<'_> {
+    fn kind(&self) -> Input {
+        if self.src == NOT_A_LINK {
+            Input::Value
+        } else {
+            Input::Link {
+                src: self.src as usize,
+                slot: self.slot as u64,
+            }
+        }
+    }
+}
+
+/// A link whose target is resolved once every node ID is known (links point forward too).
+struct Pending<'a> {
+    input: usize,
+    target: Cow<'a, str>,
+    /// `None`: shaped like a link to a node but with an output index that is a number and not a
+    /// non-negative integer, which the general path reports as `bad_output_index`.
+    slot: Option<u64>,
+}
+
+/// A valid, acyclic API-format node map read from text. See the module docs.
+pub struct TextWorkflow<'a> {
+    ids: Vec<&'a str>,
+    /// Class of node `i`: `classes[class[i]]`, interned so that comparing and hashing class
+    /// types touches a small table instead of the text.
+    class: Vec<u32>,
+    classes: Vec<(Cow<'a, str>, u64)>,
+    class_index: FxHashMap<Cow<'a, str>, u32>,
+    /// Hash of `_meta.title` (all the naming rule needs of it), taken while the text is in cache.
+    title_hash: Vec<Option<u64>>,
+    /// Hashes of literal inputs (by input index), computed on first use in one sequential pass
+    /// over the text: only needed when structurally identical sinks must be ordered.
+    literal_hashes: OnceCell<Vec<u64>>,
+    meta: Vec<Option<&'a RawValue>>,
+    /// Node keys other than `inputs`, `class_type` and `_meta`, in file order (usually none).
+    others: Vec<Vec<(Cow<'a, str>, &'a RawValue)>>,
+    /// Inputs of node `i` are `inputs[starts[i]..starts[i + 1]]`.
+    starts: Vec<usize>,
+    inputs: Vec<TextInput<'a>>,
+    index: FxHashMap<&'a str, usize>,
+    pending: Vec<Pending<'a>>,
+}
+
+impl<'a> TextWorkflow<'a> {
+    /// Reads a bare node map; `None` when the general path must handle this text (see module docs).
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let mut wf = TextWorkflow {
+            ids: Vec::new(),
+            class: Vec::new(),
+            classes: Vec::new(),
+            class_index: FxHashMap::default(),
+            title_hash: Vec::new(),
+            literal_hashes: OnceCell::new(),
+            meta: Vec::new(),
+            others: Vec::new(),
+            starts: Vec::new(),
+            inputs: Vec::new(),
+            index: FxHashMap::default(),
+            pending: Vec::new(),
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
+        TopSeed(&mut wf).deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        if wf.ids.is_empty() || wf.ids.len() >= NOT_A_LINK as usize {
+            return None;
+        }
+        wf.starts.push(wf.inputs.len());
+        for p in std::mem::take(&mut wf.pending) {
+            match (wf.index.get(&*p.target), p.slot) {
+                (Some(&src), Some(slot)) => {
+                    // Output indices past u32 are legal but absurd; the general path has them.
+                    let slot = u32::try_from(slot).ok()?;
+                    let inp = &mut wf.inputs[p.input];
+                    inp.src = src as u32;
+                    inp.slot = slot;
+                }
+                // A link to a missing node, or a bad output index: diagnostics.
+                (Some(_), None) | (None, Some(_)) => return None,
+                // Link-shaped but pointing nowhere: a literal value.
+                (None, None) => check_literal(wf.inputs[p.input].value).ok()?,
+            }
+        }
+        if has_cycle(&wf) {
+            return None;
+        }
+        Some(wf)
+    }
+
+    /// Runs the naming rule.
+    pub fn normalize(&self, table: &NameTable) -> TextNormalized<'_, 'a> {
+        TextNormalized {
+            wf: self,
+            plan: plan(self, table),
+        }
+    }
+
+    fn node_inputs(&self, i: usize) -> &[TextInput<'a>] {
+        &self.inputs[self.starts[i]..self.starts[i + 1]]
+    }
+}
+
+impl Structure for TextWorkflow<'_> {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+    fn id(&self, i: usize) -> &str {
+        self.ids[i]
+    }
+    fn class(&self, i: usize) -> &str {
+        &self.classes[self.class[i] as usize].0
+    }
+    fn class_hash(&self, i: usize) -> u64 {
+        self.classes[self.class[i] as usize].1
+    }
+    fn title_hash(&self, i: usize) -> Option<u64> {
+        self.title_hash[i]
+    }
+    fn input_count(&self, i: usize) -> usize {
+        self.starts[i + 1] - self.starts[i]
+    }
+    fn input(&self, i: usize, j: usize) -> Input {
+        self.inputs[self.starts[i] + j].kind()
+    }
+    fn input_name_hash(&self, i: usize, j: usize) -> u64 {
+        self.inputs[self.starts[i] + j].name_hash
+    }
+    fn literal_hash(&self, i: usize, j: usize) -> u64 {
+        let all = self.literal_hashes.get_or_init(|| {
+            self.inputs
+                .iter()
+                .map(|inp| {
+                    if inp.src != NOT_A_LINK {
+                        return 0;
+                    }
+                    let mut h = Fnv::new();
+                    // Checked at parse time, and a hasher never fails to write.
+                    let _ = write_compact(&mut h, inp.value);
+                    h.finish()
+                })
+                .collect()
+        });
+        all[self.starts[i] + j]
+    }
+}
+
+/// Whether any link path leads from a node back to itself (three-colour iterative DFS).
+fn has_cycle<S: Structure>(g: &S) -> bool {
+    // 0 = unseen, 1 = on the stack, 2 = done
+    let n = g.len();
+    let mut state = vec![0u8; n];
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for start in 0..n {
+        if state[start] != 0 {
+            continue;
+        }
+        state[start] = 1;
+        stack.push((start, 0));
+        while let Some(top) = stack.last_mut() {
+            let (node, pos) = *top;
+            if pos < g.input_count(node) {
+                top.1 += 1;
+                if let Input::Link { src, .. } = g.input(node, pos) {
+                    match state[src] {
+                        0 => {
+                            state[src] = 1;
+                            stack.push((src, 0));
+                        }
+                        1 => return true,
+                        _ => {}
+                    }
+                }
+            } else {
+                state[node] = 2;
+                stack.pop();
+            }
+        }
+    }
+    false
+}
+
+/// A normalized [`TextWorkflow`], ready to be written.
+pub struct TextNormalized<'w, 'a> {
+    wf: &'w TextWorkflow<'a>,
+    plan: Plan,
+}
+
+impl TextNormalized<'_, '_> {
+    /// `(old ID, new ID)` in output order.
+    pub fn map(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.plan
+            .order
+            .iter()
+            .map(|&i| (self.wf.ids[i], self.plan.new_id(i)))
+    }
+
+    /// Groups of structurally identical sinks ordered by literal values (see `Normalized`).
+    pub fn literal_ties(&self) -> &[Vec<String>] {
+        &self.plan.literal_ties
+    }
+
+    /// Writes the normalized workflow exactly as the general path would: `serde_json`'s pretty
+    /// format with two-space indent and a final newline; node keys in the order inputs,
+    /// class_type, _meta, then the others. Output is assembled in a buffer and handed to `w` in
+    /// large chunks.
+    pub fn write_pretty<W: Write>(&self, mut w: W) -> io::Result<()> {
+        const CHUNK: usize = 1 << 16;
+        let (wf, plan) = (self.wf, &self.plan);
+        let mut scratch = Vec::new();
+        let mut b: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
+        b.push(b'{');
+        for (pos, &i) in self.plan.order.iter().enumerate() {
+            b.extend_from_slice(if pos == 0 { b"\n  " } else { b",\n  " });
+            push_str(&mut b, plan.new_id(i));
+            b.extend_from_slice(b": {\n    \"inputs\": ");
+            let inputs = wf.node_inputs(i);
+            if inputs.is_empty() {
+                b.extend_from_slice(b"{}");
+            } else {
+                b.push(b'{');
+                for (j, inp) in inputs.iter().enumerate() {
+                    b.extend_from_slice(if j == 0 { b"\n      " } else { b",\n      " });
+                    push_str(&mut b, inp.name);
+                    b.extend_from_slice(b": ");
+                    if inp.src == NOT_A_LINK {
+                        push_value(&mut b, inp.value, 3, &mut scratch)?;
+                    } else {
+                        b.extend_from_slice(b"[\n        ");
+                        push_str(&mut b, plan.new_id(inp.src as usize));
+                        b.extend_from_slice(b",\n        ");
+                        push_u32(&mut b, inp.slot);
+                        b.extend_from_slice(b"\n      ]");
+                    }
+                }
+                b.extend_from_slice(b"\n    }");
+            }
+            b.extend_from_slice(b",\n    \"class_type\": ");
+            push_str(&mut b, wf.class(i));
+            if let Some(m) = wf.meta[i] {
+                b.extend_from_slice(b",\n    \"_meta\": ");
+                match simple_title(m.get()) {
+                    Some(title) => {
+                        b.extend_from_slice(b"{\n      \"title\": ");
+                        push_str(&mut b, title);
+                        b.extend_from_slice(b"\n    }");
+                    }
+                    None => push_value(&mut b, m, 2, &mut scratch)?,
+                }
+            }
+            for (k, v) in &wf.others[i] {
+                b.extend_from_slice(b",\n    ");
+                push_str(&mut b, k);
+                b.extend_from_slice(b": ");
+                push_value(&mut b, v, 2, &mut scratch)?;
+            }
+            b.extend_from_slice(b"\n  }");
+            if b.len() >= CHUNK {
+                w.write_all(&b)?;
+                b.clear();
+            }
+        }
+        b.extend_from_slice(b"\n}\n");
+        w.write_all(&b)?;
+        w.flush()
+    }
+}
+
+fn json_err(e: serde_json::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Whether `s`, a valid JSON string's contents, would be written back by `serde_json` unchanged.
+fn plain(s: &str) -> bool {
+    !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// A string as `serde_json` writes it.
+fn push_str(b: &mut Vec<u8>, s: &str) {
+    if plain(s) {
+        b.push(b'"');
+        b.extend_from_slice(s.as_bytes());
+        b.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *b, s).expect("writing a string to memory cannot fail");
+    }
+}
+
+fn push_u32(b: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut k = digits.len();
+    loop {
+        k -= 1;
+        digits[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    b.extend_from_slice(&digits[k..]);
+}
+
+/// Whether the raw text of a scalar is exactly what `serde_json` writes for its parsed value:
+/// a string without escapes, `true`/`false`/`null`, or a number without an exponent.
+/// (With `arbitrary_precision`, a number keeps its digits as written, but an exponent is written
+/// back as `e+N`/`e-N`: `1E5` becomes `1e+5`.)
+fn verbatim(s: &str) -> bool {
+    match s.as_bytes()[0] {
+        b'"' => !s.contains('\\'),
+        b't' | b'f' | b'n' => true,
+        b'-' | b'0'..=b'9' => !s.bytes().any(|b| b == b'e' || b == b'E'),
+        _ => false,
+    }
+}
+
+/// A literal as `serde_json::to_string` would write it (used for literal hashes).
+fn write_compact<W: Write>(w: &mut W, raw: &RawValue) -> io::Result<()> {
+    let s = raw.get();
+    if verbatim(s) {
+        w.write_all(s.as_bytes())
+    } else {
+        let v: Value = serde_json::from_str(s).map_err(json_err)?;
+        serde_json::to_writer(w, &v).map_err(json_err)
+    }
+}
+
+/// A literal as `serde_json::to_string_pretty` writes it when it sits `level` levels deep.
+fn push_value(
+    b: &mut Vec<u8>,
+    raw: &RawValue,
+    level: usize,
+    scratch: &mut Vec<u8>,
+) -> io::Result<()> {
+    let s = raw.get();
+    if verbatim(s) {
+        b.extend_from_slice(s.as_bytes());
+        return Ok(());
+    }
+    let v: Value = serde_json::from_str(s).map_err(json_err)?;
+    scratch.clear();
+    serde_json::to_writer_pretty(&mut *scratch, &v).map_err(json_err)?;
+    // JSON text has no raw newlines inside strings, so every newline is a line break of the
+    // pretty format and gets this value's indentation.
+    let mut lines = scratch.split(|&c| c == b'\n');
+    if let Some(first) = lines.next() {
+        b.extend_from_slice(first);
+    }
+    for line in lines {
+        b.push(b'\n');
+        for _ in 0..level {
+            b.extend_from_slice(b"  ");
+        }
+        b.extend_from_slice(line);
+    }
+    Ok(())
+}
+
+/// Nesting depth of `[`/`{` in valid JSON text, or `None` past [`MAX_LITERAL_DEPTH`].
+fn depth_ok(s: &str) -> bool {
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    for b in s.bytes() {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if b == b'\\' {
+                esc = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+        } else {
+            match b {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_LITERAL_DEPTH {
+                        return false;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
+/// Checks that a literal parses as a `Value` exactly as in the general path. The raw-value
+/// scanner accepts some text the full parser rejects (lone surrogate escapes such as `"\ud800"`,
+/// unlimited nesting); such a file goes to the general path, which reports it.
+fn check_literal(raw: &RawValue) -> Result<(), &'static str> {
+    let s = raw.get();
+    match s.as_bytes()[0] {
+        b'"' if s.contains('\\') => serde_json::from_str::<String>(s)
+            .map(drop)
+            .map_err(|_| "bad string"),
+        b'[' | b'{' => {
+            if !depth_ok(s) {
+                return Err("too deep");
+            }
+            serde_json::from_str::<Value>(s)
+                .map(drop)
+                .map_err(|_| "bad value")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A string's decoded contents, borrowed from the text when it has no escapes.
+fn decode_str(raw: &RawValue) -> Result<Cow<'_, str>, &'static str> {
+    let s = raw.get();
+    if s.contains('\\') {
+        serde_json::from_str::<String>(s)
+            .map(Cow::Owned)
+            .map_err(|_| "bad string")
+    } else {
+        Ok(Cow::Borrowed(&s[1..s.len() - 1]))
+    }
+}
+
+/// `_meta.title` when it is a string, as `Graph` reads it (`node["_meta"]["title"].as_str()`).
+fn meta_title(raw: &RawValue) -> Result<Option<Cow<'_, str>>, &'static str> {
+    let s = raw.get();
+    if !s.starts_with('{') {
+        check_literal(raw)?;
+        return Ok(None);
+    }
+    if let Some(title) = simple_title(s) {
+        return Ok(Some(Cow::Borrowed(title)));
+    }
+    if !depth_ok(s) {
+        return Err("too deep");
+    }
+    if !s.contains('\\') {
+        // Without escapes every string in it is valid, so this agrees with a `Value` parse;
+        // a repeated or non-string `title` falls through to the exact reading below.
+        #[derive(Deserialize)]
+        struct Meta<'a> {
+            #[serde(borrow)]
+            title: Option<CowStr<'a>>,
+        }
+        if let Ok(m) = serde_json::from_str::<Meta>(s) {
+            return Ok(m.title.map(|t| t.0));
+        }
+    }
+    let v: Value = serde_json::from_str(s).map_err(|_| "bad _meta")?;
+    Ok(v.get("title")
+        .and_then(Value::as_str)
+        .map(|t| Cow::Owned(t.to_owned())))
+}
+
+/// A tiny cursor over valid JSON text, for the two shapes that make up most of a workflow.
+struct Cursor<'a> {
+    s: &'a str,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn ws(&mut self) {
+        let b = self.s.as_bytes();
+        while self.at < b.len() && matches!(b[self.at], b' ' | b'\n' | b'\r' | b'\t') {
+            self.at += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.s.as_bytes().get(self.at) == Some(&c)).then(|| self.at += 1)
+    }
+    /// A string without escapes; its contents.
+    fn plain_str(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let rest = &self.s[self.at..];
+        let end = rest.find(['"', '\\'])?;
+        (rest.as_bytes()[end] == b'"').then(|| {
+            self.at += end + 1;
+            &rest[..end]
+        })
+    }
+    fn digits(&mut self) -> Option<&'a str> {
+        self.ws();
+        let rest = &self.s[self.at..];
+        let end = rest.bytes().position(|c| !c.is_ascii_digit()).unwrap_or(rest.len());
+        (end > 0).then(|| {
+            self.at += end;
+            &rest[..end]
+        })
+    }
+    fn end(&mut self, c: u8) -> Option<()> {
+        self.eat(c)?;
+        (self.at == self.s.len()).then_some(())
+    }
+}
+
+/// `["id", 0]` (any whitespace, no escapes in the ID, the index plain digits): the ID and the
+/// index's digits. The text is already known to be valid JSON, so this is exact for that shape;
+/// every other shape goes through [`Pair`].
+fn simple_link(s: &str) -> Option<(&str, &str)> {
+    let mut c = Cursor { s, at: 0 };
+    c.eat(b'[')?;
+    let id = c.plain_str()?;
+    c.eat(b',')?;
+    let slot = c.digits()?;
+    c.end(b']')?;
+    Some((id, slot))
+}
+
+/// `{"title": "..."}` with nothing else and no escapes: the title.
+fn simple_title(s: &str) -> Option<&str> {
+    let mut c = Cursor { s, at: 0 };
+    c.eat(b'{')?;
+    (c.plain_str()? == "title").then_some(())?;
+    c.eat(b':')?;
+    let title = c.plain_str()?;
+    c.end(b'}')?;
+    Some(title)
+}
+
+/// Records input `input` (value `raw`) as a pending link, or checks it as a literal.
+fn classify<'a>(
+    raw: &'a RawValue,
+    input: usize,
+    pending: &mut Vec<Pending<'a>>,
+) -> Result<(), &'static str> {
+    let s = raw.get();
+    if !s.starts_with('[') {
+        return check_literal(raw);
+    }
+    if let Some((target, slot)) = simple_link(s) {
+        if let Ok(slot) = slot.parse::<u64>() {
+            pending.push(Pending {
+                input,
+                target: Cow::Borrowed(target),
+                slot: Some(slot),
+            });
+            return Ok(());
+        }
+    }
+    let pair: Pair<'a> = serde_json::from_str(s).map_err(|_| "bad array")?;
+    if let (2, Some(first), Some(second)) = (pair.count, pair.first, pair.second) {
+        // The same reading as `workflow::as_link` / `bad_link_index` on a parsed value:
+        // `[string | u64, u64]` is a link; `[string, other number]` to an existing node is a bad
+        // output index. With `arbitrary_precision`, `as_u64` parses the number's own text.
+        let (f, sec) = (first.get(), second.get());
+        let slot = sec.parse::<u64>().ok();
+        let second_is_number = matches!(sec.as_bytes()[0], b'-' | b'0'..=b'9');
+        let target = match f.as_bytes()[0] {
+            b'"' => Some(decode_str(first)?),
+            b'0'..=b'9' if slot.is_some() && f.parse::<u64>().is_ok() => Some(Cow::Borrowed(f)),
+            _ => None,
+        };
+        match (target, slot) {
+            (Some(target), Some(slot)) => {
+                pending.push(Pending {
+                    input,
+                    target,
+                    slot: Some(slot),
+                });
+                return Ok(());
+            }
+            (Some(target), None) if second_is_number && f.starts_with('"') => {
+                pending.push(Pending {
+                    input,
+                    target,
+                    slot: None,
+                });
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
+    check_literal(raw)
+}
+
+/// A string, borrowed from the text when it has no escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The first two elements of an array and its length, without allocating.
+struct Pair<'a> {
+    count: usize,
+    first: Option<&'a RawValue>,
+    second: Option<&'a RawValue>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Pair<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Pair<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut p = Pair {
+                    count: 0,
+                    first: None,
+                    second: None,
+                };
+                while let Some(e) = seq.next_element::<&'de RawValue>()? {
+                    match p.count {
+                        0 => p.first = Some(e),
+                        1 => p.second = Some(e),
+                        _ => {}
+                    }
+                    p.count += 1;
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// The top-level object: node ID → node.
+struct TopSeed<'b, 'a>(&'b mut TextWorkflow<'a>);
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an API-format node map")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let wf = self.0;
+        while let Some(CowStr(key)) = map.next_key()? {
+            let Cow::Borrowed(id) = key else {
+                return Err(A::Error::custom("node ID with escapes"));
+            };
+            if wf.index.insert(id, wf.ids.len()).is_some() {
+                return Err(A::Error::custom("duplicate node ID"));
+            }
+            wf.ids.push(id);
+            map.next_value_seed(NodeSeed(&mut *wf))?;
+        }
+        Ok(())
+    }
+}
+
+/// One node object.
+struct NodeSeed<'b, 'a>(&'b mut TextWorkflow<'a>);
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NodeSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a node object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let wf = self.0;
+        wf.starts.push(wf.inputs.len());
+        let mut class: Option<Cow<'de, str>> = None;
+        let mut meta: Option<&'de RawValue> = None;
+        let mut has_inputs = false;
+        let mut others: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+        let dup = || A::Error::custom("duplicate key");
+        while let Some(CowStr(key)) = map.next_key()? {
+            match &*key {
+                "inputs" => {
+                    if has_inputs {
+                        return Err(dup());
+                    }
+                    has_inputs = true;
+                    map.next_value_seed(InputsSeed(&mut *wf))?;
+                }
+                "class_type" => {
+                    if class.is_some() {
+                        return Err(dup());
+                    }
+                    let CowStr(c) = map.next_value()?;
+                    if c.is_empty() {
+                        return Err(A::Error::custom("empty class_type"));
+                    }
+                    class = Some(c);
+                }
+                "_meta" => {
+                    if meta.is_some() {
+                        return Err(dup());
+                    }
+                    meta = Some(map.next_value()?);
+                }
+                _ => {
+                    let v: &'de RawValue = map.next_value()?;
+                    if others.len() >= 64 || others.iter().any(|(k, _)| *k == key) {
+                        return Err(dup());
+                    }
+                    check_literal(v).map_err(A::Error::custom)?;
+                    others.push((key, v));
+                }
+            }
+        }
+        let (Some(class), true) = (class, has_inputs) else {
+            return Err(A::Error::custom("not a complete node"));
+        };
+        let title = match meta {
+            Some(m) => meta_title(m).map_err(A::Error::custom)?,
+            None => None,
+        };
+        let id = match wf.class_index.get(&class) {
+            Some(&id) => id,
+            None => {
+                let id = wf.classes.len() as u32;
+                wf.classes.push((class.clone(), hash_bytes(class.as_bytes())));
+                wf.class_index.insert(class, id);
+                id
+            }
+        };
+        wf.class.push(id);
+        wf.title_hash.push(title.map(|t| hash_bytes(t.as_bytes())));
+        wf.meta.push(meta);
+        wf.others.push(others);
+        Ok(())
+    }
+}
+
+/// A node's `inputs` object.
+struct InputsSeed<'b, 'a>(&'b mut TextWorkflow<'a>);
+
+impl<'de> DeserializeSeed<'de> for InputsSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InputsSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an inputs object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let wf = self.0;
+        let first = wf.inputs.len();
+        while let Some(CowStr(name)) = map.next_key()? {
+            let Cow::Borrowed(name) = name else {
+                return Err(A::Error::custom("input name with escapes"));
+            };
+            let value: &'de RawValue = map.next_value()?;
+            classify(value, wf.inputs.len(), &mut wf.pending).map_err(A::Error::custom)?;
+            wf.inputs.push(TextInput {
+                name,
+                value,
+                name_hash: hash_bytes(name.as_bytes()),
+                src: NOT_A_LINK,
+                slot: 0,
+            });
+        }
+        // Repeated input names: `serde_json::Map` keeps one, in the first one's place; leave that
+        // to the general path.
+        let names = &wf.inputs[first..];
+        let repeated = if names.len() <= 16 {
+            names
+                .iter()
+                .enumerate()
+                .any(|(k, a)| names[..k].iter().any(|b| a.name == b.name))
+        } else {
+            let mut sorted: Vec<&str> = names.iter().map(|t| t.name).collect();
+            sorted.sort_unstable();
+            sorted.windows(2).any(|w| w[0] == w[1])
+        };
+        if repeated {
+            return Err(A::Error::custom("duplicate input name"));
+        }
+        Ok(())
+    }
+}
