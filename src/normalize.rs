@@ -35,6 +35,8 @@ use crate::diagnostic::Diagnostic;
 use crate::workflow::{Graph, Input};
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Map, Value};
+use std::borrow::Cow;
+use std::fmt::Write as _;
 
 /// The built-in table: class type → name of its first node. Taken from the Python tool comfyctl
 /// replaces, so existing names stay as users know them.
@@ -101,10 +103,43 @@ impl NameTable {
 
     /// The name of the `k`-th (1-based) node of `class`.
     pub fn name(&self, class: &str, k: usize) -> String {
+        let mut out = String::new();
+        self.parts(class).push_name(&mut out, k);
+        out
+    }
+
+    /// What the names of `class` are made of, worked out once per class.
+    fn parts(&self, class: &str) -> NameParts<'_> {
         match self.first.get(class) {
-            Some(first) if k == 1 => first.clone(),
-            Some(first) => format!("{}_{k}", first.strip_suffix("_1").unwrap_or(first)),
-            None => format!("{}_{k}", snake_case(class)),
+            Some(first) => NameParts {
+                first: Some(first),
+                base: Cow::Borrowed(first.strip_suffix("_1").unwrap_or(first)),
+            },
+            None => NameParts {
+                first: None,
+                base: Cow::Owned(snake_case(class)),
+            },
+        }
+    }
+}
+
+/// The names of one class: `first` for the first node when the table has the class, otherwise
+/// and for the k-th (k >= 2) node `{base}_{k}`.
+struct NameParts<'t> {
+    first: Option<&'t str>,
+    base: Cow<'t, str>,
+}
+
+impl NameParts<'_> {
+    fn push_name(&self, out: &mut String, k: usize) {
+        match self.first {
+            Some(first) if k == 1 => out.push_str(first),
+            _ => {
+                out.push_str(&self.base);
+                out.push('_');
+                // Writing into a String cannot fail.
+                let _ = write!(out, "{k}");
+            }
         }
     }
 }
@@ -384,23 +419,52 @@ impl Plan {
     }
 }
 
+/// Dense class numbers in the order of the class strings, so that comparing two nodes' numbers
+/// is comparing their class types; and the class types in that order.
+fn class_ranks<S: Structure>(g: &S) -> (Vec<u32>, Vec<&str>) {
+    let n = g.len();
+    let mut ids: FxHashMap<&str, u32> = FxHashMap::default();
+    let mut classes: Vec<&str> = Vec::new();
+    let mut rank: Vec<u32> = (0..n)
+        .map(|i| {
+            let c = g.class(i);
+            *ids.entry(c).or_insert_with(|| {
+                classes.push(c);
+                (classes.len() - 1) as u32
+            })
+        })
+        .collect();
+    let mut by_name: Vec<u32> = (0..classes.len() as u32).collect();
+    by_name.sort_unstable_by_key(|&k| classes[k as usize]);
+    let mut rank_of = vec![0u32; classes.len()];
+    for (r, &k) in by_name.iter().enumerate() {
+        rank_of[k as usize] = r as u32;
+    }
+    for r in &mut rank {
+        *r = rank_of[*r as usize];
+    }
+    let sorted = by_name.iter().map(|&k| classes[k as usize]).collect();
+    (rank, sorted)
+}
+
 /// Steps 2–5 of the rule (module docs) on an acyclic graph whose links all resolve.
 pub(crate) fn plan<S: Structure>(g: &S, table: &NameTable) -> Plan {
     let n = g.len();
+    let (rank, classes) = class_ranks(g);
     let topo = post_order(g, 0..n);
     let sig = signatures(g, &topo, false);
 
-    // 2. Sink order.
+    // 2. Sink order: by class type, then structure; literal values and old IDs only for ties.
     let mut sinks = sinks(g);
-    sinks.sort_by(|&a, &b| (g.class(a), sig[a]).cmp(&(g.class(b), sig[b])));
+    sinks.sort_by(|&a, &b| (rank[a], sig[a]).cmp(&(rank[b], sig[b])));
     let mut literal_ties = Vec::new();
     let has_tie = sinks
         .windows(2)
-        .any(|w| g.class(w[0]) == g.class(w[1]) && sig[w[0]] == sig[w[1]]);
+        .any(|w| rank[w[0]] == rank[w[1]] && sig[w[0]] == sig[w[1]]);
     if has_tie {
         let lit = signatures(g, &topo, true);
         sinks.sort_by(|&a, &b| {
-            (g.class(a), sig[a], lit[a], g.id(a)).cmp(&(g.class(b), sig[b], lit[b], g.id(b)))
+            (rank[a], sig[a], lit[a], g.id(a)).cmp(&(rank[b], sig[b], lit[b], g.id(b)))
         });
         let mut start = 0;
         for end in 1..=sinks.len() {
@@ -423,35 +487,37 @@ pub(crate) fn plan<S: Structure>(g: &S, table: &NameTable) -> Plan {
     let order = post_order(g, sinks);
     debug_assert_eq!(order.len(), n, "every node of a DAG reaches a sink");
 
-    // 4. Candidate names, numbered per class in visit order.
-    let mut counters: FxHashMap<&str, usize> = FxHashMap::default();
-    let candidates: Vec<String> = order
-        .iter()
-        .map(|&i| {
-            let k = counters.entry(g.class(i)).or_insert(0);
-            *k += 1;
-            table.name(g.class(i), *k)
-        })
-        .collect();
+    // 4. Candidate names, numbered per class in visit order, written one after another.
+    let parts: Vec<NameParts> = classes.iter().map(|c| table.parts(c)).collect();
+    let mut counters = vec![0usize; classes.len()];
+    let mut names = String::with_capacity(n * 16);
+    let mut span = vec![(0u32, 0u32); n];
+    for &i in &order {
+        let r = rank[i] as usize;
+        counters[r] += 1;
+        let start = names.len();
+        parts[r].push_name(&mut names, counters[r]);
+        // Names are short; a workflow whose names pass 4 GiB cannot be in memory anyway.
+        span[i] = (start as u32, names.len() as u32);
+    }
+    let name_of = |i: usize| &names[span[i].0 as usize..span[i].1 as usize];
 
     // 5. Collisions: the earlier node in visit order keeps the name; a later one gets the first
     // of `_dup`, `_dup2`, ... that is neither given already nor any node's candidate. (A candidate
     // can only be "given already" as itself, since an alternative is never a candidate.)
-    let mut seen: FxHashSet<&str> =
-        FxHashSet::with_capacity_and_hasher(n, Default::default());
-    let mut dups: Vec<usize> = Vec::new();
-    for (pos, cand) in candidates.iter().enumerate() {
-        if !seen.insert(cand.as_str()) {
-            dups.push(pos);
-        }
-    }
+    let mut seen: FxHashSet<&str> = FxHashSet::with_capacity_and_hasher(n, Default::default());
+    let dups: Vec<usize> = order
+        .iter()
+        .copied()
+        .filter(|&i| !seen.insert(name_of(i)))
+        .collect();
     drop(seen);
     let mut alts: Vec<(usize, String)> = Vec::with_capacity(dups.len());
     if !dups.is_empty() {
-        let all: FxHashSet<&str> = candidates.iter().map(String::as_str).collect();
+        let all: FxHashSet<&str> = order.iter().map(|&i| name_of(i)).collect();
         let mut given_alts: FxHashSet<String> = FxHashSet::default();
-        for &pos in &dups {
-            let cand = &candidates[pos];
+        for &i in &dups {
+            let cand = name_of(i);
             let mut k = 1;
             let alt = loop {
                 let alt = if k == 1 {
@@ -465,22 +531,13 @@ pub(crate) fn plan<S: Structure>(g: &S, table: &NameTable) -> Plan {
                 k += 1;
             };
             given_alts.insert(alt.clone());
-            alts.push((pos, alt));
+            alts.push((i, alt));
         }
     }
-    let mut names = String::with_capacity(candidates.iter().map(String::len).sum::<usize>() + 16);
-    let mut span = vec![(0u32, 0u32); n];
-    let mut alts = alts.into_iter().peekable();
-    for (pos, cand) in candidates.iter().enumerate() {
-        let name = match alts.peek() {
-            Some((p, _)) if *p == pos => alts.next().map(|(_, a)| a).unwrap_or_default(),
-            _ => String::new(),
-        };
-        let name = if name.is_empty() { cand.as_str() } else { &name };
+    for (i, alt) in alts {
         let start = names.len();
-        names.push_str(name);
-        // Names are short; a workflow whose names pass 4 GiB cannot be in memory anyway.
-        span[order[pos]] = (start as u32, names.len() as u32);
+        names.push_str(&alt);
+        span[i] = (start as u32, names.len() as u32);
     }
     Plan {
         order,

@@ -26,15 +26,18 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::borrow::Cow;
-use std::cell::OnceCell;
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::OnceLock;
 
 /// Literal values nested deeper than this send the file to the general path. `serde_json` stops
 /// at 128 levels counted from the top of the document (a literal input sits at level 4), and its
 /// raw-value scanner does not count levels at all; staying well below keeps both paths agreeing
 /// on which files parse.
 const MAX_LITERAL_DEPTH: usize = 100;
+
+/// From this many nodes on, a second thread helps (literal hashes, half of the output).
+const PARALLEL_NODES: usize = 20_000;
 
 /// One input of one node. Kept small (48 bytes) and self-contained: the naming rule reads only
 /// this, never the text, so its passes over 100k nodes stay in cache.
@@ -72,25 +75,34 @@ struct Pending<'a> {
     slot: Option<u64>,
 }
 
+/// One node. Everything the naming rule and the writer need of a node is in this one 64-byte
+/// record, so visiting 100k nodes in output order costs one cache miss per node, not one per array.
+struct TextNode<'a> {
+    id: &'a str,
+    meta: Option<&'a RawValue>,
+    /// Hash of `_meta.title` (all the naming rule needs of it), taken while the text is in cache.
+    title_hash: Option<u64>,
+    /// The node's inputs are `inputs[start..start + len]`.
+    start: u32,
+    len: u32,
+    /// Index into `classes`.
+    class: u32,
+    /// 1 + index into `others`, or 0 when the node has no keys besides inputs, class_type, _meta.
+    others: u32,
+}
+
 /// A valid, acyclic API-format node map read from text. See the module docs.
 pub struct TextWorkflow<'a> {
-    ids: Vec<&'a str>,
-    /// Class of node `i`: `classes[class[i]]`, interned so that comparing and hashing class
-    /// types touches a small table instead of the text.
-    class: Vec<u32>,
+    nodes: Vec<TextNode<'a>>,
+    /// Class types, interned: comparing and hashing them touches this small table, not the text.
     classes: Vec<(Cow<'a, str>, u64)>,
     class_index: FxHashMap<Cow<'a, str>, u32>,
-    /// Hash of `_meta.title` (all the naming rule needs of it), taken while the text is in cache.
-    title_hash: Vec<Option<u64>>,
+    /// Node keys other than `inputs`, `class_type` and `_meta`, in file order (rare).
+    others: Vec<Vec<(Cow<'a, str>, &'a RawValue)>>,
+    inputs: Vec<TextInput<'a>>,
     /// Hashes of literal inputs (by input index), computed on first use in one sequential pass
     /// over the text: only needed when structurally identical sinks must be ordered.
-    literal_hashes: OnceCell<Vec<u64>>,
-    meta: Vec<Option<&'a RawValue>>,
-    /// Node keys other than `inputs`, `class_type` and `_meta`, in file order (usually none).
-    others: Vec<Vec<(Cow<'a, str>, &'a RawValue)>>,
-    /// Inputs of node `i` are `inputs[starts[i]..starts[i + 1]]`.
-    starts: Vec<usize>,
-    inputs: Vec<TextInput<'a>>,
+    literal_hashes: OnceLock<Vec<u64>>,
     index: FxHashMap<&'a str, usize>,
     pending: Vec<Pending<'a>>,
 }
@@ -98,27 +110,27 @@ pub struct TextWorkflow<'a> {
 impl<'a> TextWorkflow<'a> {
     /// Reads a bare node map; `None` when the general path must handle this text (see module docs).
     pub fn parse(text: &'a str) -> Option<Self> {
+        // Generous first guesses (a node takes at least ~40 bytes of text, an input ~6), so the
+        // big vectors are not copied while they grow; unused capacity is never touched.
         let mut wf = TextWorkflow {
-            ids: Vec::new(),
-            class: Vec::new(),
+            nodes: Vec::with_capacity(text.len() / 256),
             classes: Vec::new(),
             class_index: FxHashMap::default(),
-            title_hash: Vec::new(),
-            literal_hashes: OnceCell::new(),
-            meta: Vec::new(),
             others: Vec::new(),
-            starts: Vec::new(),
-            inputs: Vec::new(),
-            index: FxHashMap::default(),
-            pending: Vec::new(),
+            inputs: Vec::with_capacity(text.len() / 64),
+            literal_hashes: OnceLock::new(),
+            index: FxHashMap::with_capacity_and_hasher(text.len() / 256, Default::default()),
+            pending: Vec::with_capacity(text.len() / 128),
         };
         let mut de = serde_json::Deserializer::from_str(text);
         TopSeed(&mut wf).deserialize(&mut de).ok()?;
         de.end().ok()?;
-        if wf.ids.is_empty() || wf.ids.len() >= NOT_A_LINK as usize {
+        if wf.nodes.is_empty()
+            || wf.nodes.len() >= NOT_A_LINK as usize
+            || wf.inputs.len() > u32::MAX as usize
+        {
             return None;
         }
-        wf.starts.push(wf.inputs.len());
         for p in std::mem::take(&mut wf.pending) {
             match (wf.index.get(&*p.target), p.slot) {
                 (Some(&src), Some(slot)) => {
@@ -142,44 +154,22 @@ impl<'a> TextWorkflow<'a> {
 
     /// Runs the naming rule.
     pub fn normalize(&self, table: &NameTable) -> TextNormalized<'_, 'a> {
-        TextNormalized {
-            wf: self,
-            plan: plan(self, table),
-        }
+        let plan = if self.nodes.len() >= PARALLEL_NODES {
+            // Large workflows usually repeat pipelines, so structurally identical sinks and with
+            // them the literal hashes are likely needed: hash on the second core meanwhile.
+            std::thread::scope(|s| {
+                s.spawn(|| self.literal_hashes());
+                plan(self, table)
+            })
+        } else {
+            plan(self, table)
+        };
+        TextNormalized { wf: self, plan }
     }
 
-    fn node_inputs(&self, i: usize) -> &[TextInput<'a>] {
-        &self.inputs[self.starts[i]..self.starts[i + 1]]
-    }
-}
-
-impl Structure for TextWorkflow<'_> {
-    fn len(&self) -> usize {
-        self.ids.len()
-    }
-    fn id(&self, i: usize) -> &str {
-        self.ids[i]
-    }
-    fn class(&self, i: usize) -> &str {
-        &self.classes[self.class[i] as usize].0
-    }
-    fn class_hash(&self, i: usize) -> u64 {
-        self.classes[self.class[i] as usize].1
-    }
-    fn title_hash(&self, i: usize) -> Option<u64> {
-        self.title_hash[i]
-    }
-    fn input_count(&self, i: usize) -> usize {
-        self.starts[i + 1] - self.starts[i]
-    }
-    fn input(&self, i: usize, j: usize) -> Input {
-        self.inputs[self.starts[i] + j].kind()
-    }
-    fn input_name_hash(&self, i: usize, j: usize) -> u64 {
-        self.inputs[self.starts[i] + j].name_hash
-    }
-    fn literal_hash(&self, i: usize, j: usize) -> u64 {
-        let all = self.literal_hashes.get_or_init(|| {
+    /// Hashes of every literal input, by input index (0 for links).
+    fn literal_hashes(&self) -> &[u64] {
+        self.literal_hashes.get_or_init(|| {
             self.inputs
                 .iter()
                 .map(|inp| {
@@ -192,8 +182,42 @@ impl Structure for TextWorkflow<'_> {
                     h.finish()
                 })
                 .collect()
-        });
-        all[self.starts[i] + j]
+        })
+    }
+
+    fn node_inputs(&self, i: usize) -> &[TextInput<'a>] {
+        let n = &self.nodes[i];
+        &self.inputs[n.start as usize..(n.start + n.len) as usize]
+    }
+}
+
+impl Structure for TextWorkflow<'_> {
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    fn id(&self, i: usize) -> &str {
+        self.nodes[i].id
+    }
+    fn class(&self, i: usize) -> &str {
+        &self.classes[self.nodes[i].class as usize].0
+    }
+    fn class_hash(&self, i: usize) -> u64 {
+        self.classes[self.nodes[i].class as usize].1
+    }
+    fn title_hash(&self, i: usize) -> Option<u64> {
+        self.nodes[i].title_hash
+    }
+    fn input_count(&self, i: usize) -> usize {
+        self.nodes[i].len as usize
+    }
+    fn input(&self, i: usize, j: usize) -> Input {
+        self.inputs[self.nodes[i].start as usize + j].kind()
+    }
+    fn input_name_hash(&self, i: usize, j: usize) -> u64 {
+        self.inputs[self.nodes[i].start as usize + j].name_hash
+    }
+    fn literal_hash(&self, i: usize, j: usize) -> u64 {
+        self.literal_hashes()[self.nodes[i].start as usize + j]
     }
 }
 
@@ -244,7 +268,7 @@ impl TextNormalized<'_, '_> {
         self.plan
             .order
             .iter()
-            .map(|&i| (self.wf.ids[i], self.plan.new_id(i)))
+            .map(|&i| (self.wf.nodes[i].id, self.plan.new_id(i)))
     }
 
     /// Groups of structurally identical sinks ordered by literal values (see `Normalized`).
@@ -255,66 +279,107 @@ impl TextNormalized<'_, '_> {
     /// Writes the normalized workflow exactly as the general path would: `serde_json`'s pretty
     /// format with two-space indent and a final newline; node keys in the order inputs,
     /// class_type, _meta, then the others. Output is assembled in a buffer and handed to `w` in
-    /// large chunks.
+    /// large chunks. A large workflow's second half is formatted on a second thread meanwhile.
     pub fn write_pretty<W: Write>(&self, mut w: W) -> io::Result<()> {
         const CHUNK: usize = 1 << 16;
+        let order = &self.plan.order;
+        let split = if order.len() >= PARALLEL_NODES {
+            order.len() / 2
+        } else {
+            order.len()
+        };
+        std::thread::scope(|s| {
+            let second = (split < order.len()).then(|| {
+                s.spawn(move || -> io::Result<Vec<u8>> {
+                    let mut b = Vec::new();
+                    let mut scratch = Vec::new();
+                    for (pos, &i) in order.iter().enumerate().skip(split) {
+                        self.push_node(&mut b, pos, i, &mut scratch)?;
+                    }
+                    Ok(b)
+                })
+            });
+            let mut scratch = Vec::new();
+            let mut b: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
+            b.push(b'{');
+            for (pos, &i) in order[..split].iter().enumerate() {
+                self.push_node(&mut b, pos, i, &mut scratch)?;
+                if b.len() >= CHUNK {
+                    w.write_all(&b)?;
+                    b.clear();
+                }
+            }
+            w.write_all(&b)?;
+            if let Some(second) = second {
+                let rest = second
+                    .join()
+                    .map_err(|_| io::Error::other("the formatting thread panicked"))??;
+                w.write_all(&rest)?;
+            }
+            w.write_all(b"\n}\n")?;
+            w.flush()
+        })
+    }
+
+    /// Appends node `i`, the `pos`-th in output order, with the separator before it.
+    fn push_node(
+        &self,
+        b: &mut Vec<u8>,
+        pos: usize,
+        i: usize,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<()> {
         let (wf, plan) = (self.wf, &self.plan);
-        let mut scratch = Vec::new();
-        let mut b: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
-        b.push(b'{');
-        for (pos, &i) in self.plan.order.iter().enumerate() {
-            b.extend_from_slice(if pos == 0 { b"\n  " } else { b",\n  " });
-            push_str(&mut b, plan.new_id(i));
-            b.extend_from_slice(b": {\n    \"inputs\": ");
-            let inputs = wf.node_inputs(i);
-            if inputs.is_empty() {
-                b.extend_from_slice(b"{}");
-            } else {
-                b.push(b'{');
-                for (j, inp) in inputs.iter().enumerate() {
-                    b.extend_from_slice(if j == 0 { b"\n      " } else { b",\n      " });
-                    push_str(&mut b, inp.name);
-                    b.extend_from_slice(b": ");
-                    if inp.src == NOT_A_LINK {
-                        push_value(&mut b, inp.value, 3, &mut scratch)?;
-                    } else {
-                        b.extend_from_slice(b"[\n        ");
-                        push_str(&mut b, plan.new_id(inp.src as usize));
-                        b.extend_from_slice(b",\n        ");
-                        push_u32(&mut b, inp.slot);
-                        b.extend_from_slice(b"\n      ]");
-                    }
-                }
-                b.extend_from_slice(b"\n    }");
-            }
-            b.extend_from_slice(b",\n    \"class_type\": ");
-            push_str(&mut b, wf.class(i));
-            if let Some(m) = wf.meta[i] {
-                b.extend_from_slice(b",\n    \"_meta\": ");
-                match simple_title(m.get()) {
-                    Some(title) => {
-                        b.extend_from_slice(b"{\n      \"title\": ");
-                        push_str(&mut b, title);
-                        b.extend_from_slice(b"\n    }");
-                    }
-                    None => push_value(&mut b, m, 2, &mut scratch)?,
-                }
-            }
-            for (k, v) in &wf.others[i] {
-                b.extend_from_slice(b",\n    ");
-                push_str(&mut b, k);
+        b.extend_from_slice(if pos == 0 { b"\n  " } else { b",\n  " });
+        push_str(b, plan.new_id(i));
+        b.extend_from_slice(b": {\n    \"inputs\": ");
+        let inputs = wf.node_inputs(i);
+        if inputs.is_empty() {
+            b.extend_from_slice(b"{}");
+        } else {
+            b.push(b'{');
+            for (j, inp) in inputs.iter().enumerate() {
+                b.extend_from_slice(if j == 0 { b"\n      " } else { b",\n      " });
+                push_str(b, inp.name);
                 b.extend_from_slice(b": ");
-                push_value(&mut b, v, 2, &mut scratch)?;
+                if inp.src == NOT_A_LINK {
+                    push_value(b, inp.value, 3, scratch)?;
+                } else {
+                    b.extend_from_slice(b"[\n        ");
+                    push_str(b, plan.new_id(inp.src as usize));
+                    b.extend_from_slice(b",\n        ");
+                    push_u32(b, inp.slot);
+                    b.extend_from_slice(b"\n      ]");
+                }
             }
-            b.extend_from_slice(b"\n  }");
-            if b.len() >= CHUNK {
-                w.write_all(&b)?;
-                b.clear();
+            b.extend_from_slice(b"\n    }");
+        }
+        b.extend_from_slice(b",\n    \"class_type\": ");
+        push_str(b, wf.class(i));
+        let node = &wf.nodes[i];
+        if let Some(m) = node.meta {
+            b.extend_from_slice(b",\n    \"_meta\": ");
+            match simple_title(m.get()) {
+                Some(title) => {
+                    b.extend_from_slice(b"{\n      \"title\": ");
+                    push_str(b, title);
+                    b.extend_from_slice(b"\n    }");
+                }
+                None => push_value(b, m, 2, scratch)?,
             }
         }
-        b.extend_from_slice(b"\n}\n");
-        w.write_all(&b)?;
-        w.flush()
+        let others = match node.others {
+            0 => &[][..],
+            k => &wf.others[k as usize - 1][..],
+        };
+        for (k, v) in others {
+            b.extend_from_slice(b",\n    ");
+            push_str(b, k);
+            b.extend_from_slice(b": ");
+            push_value(b, v, 2, scratch)?;
+        }
+        b.extend_from_slice(b"\n  }");
+        Ok(())
     }
 }
 
@@ -521,16 +586,20 @@ impl<'a> Cursor<'a> {
     fn plain_str(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let rest = &self.s[self.at..];
-        let end = rest.find(['"', '\\'])?;
-        (rest.as_bytes()[end] == b'"').then(|| {
+        let end = rest.find('"')?;
+        let body = &rest[..end];
+        (!body.contains('\\')).then(|| {
             self.at += end + 1;
-            &rest[..end]
+            body
         })
     }
     fn digits(&mut self) -> Option<&'a str> {
         self.ws();
         let rest = &self.s[self.at..];
-        let end = rest.bytes().position(|c| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let end = rest
+            .bytes()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         (end > 0).then(|| {
             self.at += end;
             &rest[..end]
@@ -704,18 +773,17 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
             let Cow::Borrowed(id) = key else {
                 return Err(A::Error::custom("node ID with escapes"));
             };
-            if wf.index.insert(id, wf.ids.len()).is_some() {
+            if wf.index.insert(id, wf.nodes.len()).is_some() {
                 return Err(A::Error::custom("duplicate node ID"));
             }
-            wf.ids.push(id);
-            map.next_value_seed(NodeSeed(&mut *wf))?;
+            map.next_value_seed(NodeSeed(&mut *wf, id))?;
         }
         Ok(())
     }
 }
 
 /// One node object.
-struct NodeSeed<'b, 'a>(&'b mut TextWorkflow<'a>);
+struct NodeSeed<'b, 'a>(&'b mut TextWorkflow<'a>, &'a str);
 
 impl<'de> DeserializeSeed<'de> for NodeSeed<'_, 'de> {
     type Value = ();
@@ -730,8 +798,8 @@ impl<'de> Visitor<'de> for NodeSeed<'_, 'de> {
         f.write_str("a node object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let wf = self.0;
-        wf.starts.push(wf.inputs.len());
+        let (wf, id) = (self.0, self.1);
+        let start = wf.inputs.len();
         let mut class: Option<Cow<'de, str>> = None;
         let mut meta: Option<&'de RawValue> = None;
         let mut has_inputs = false;
@@ -779,19 +847,31 @@ impl<'de> Visitor<'de> for NodeSeed<'_, 'de> {
             Some(m) => meta_title(m).map_err(A::Error::custom)?,
             None => None,
         };
-        let id = match wf.class_index.get(&class) {
-            Some(&id) => id,
+        let class = match wf.class_index.get(&class) {
+            Some(&k) => k,
             None => {
-                let id = wf.classes.len() as u32;
-                wf.classes.push((class.clone(), hash_bytes(class.as_bytes())));
-                wf.class_index.insert(class, id);
-                id
+                let k = wf.classes.len() as u32;
+                wf.classes
+                    .push((class.clone(), hash_bytes(class.as_bytes())));
+                wf.class_index.insert(class, k);
+                k
             }
         };
-        wf.class.push(id);
-        wf.title_hash.push(title.map(|t| hash_bytes(t.as_bytes())));
-        wf.meta.push(meta);
-        wf.others.push(others);
+        let others = if others.is_empty() {
+            0
+        } else {
+            wf.others.push(others);
+            wf.others.len() as u32
+        };
+        wf.nodes.push(TextNode {
+            id,
+            meta,
+            title_hash: title.map(|t| hash_bytes(t.as_bytes())),
+            start: start as u32,
+            len: (wf.inputs.len() - start) as u32,
+            class,
+            others,
+        });
         Ok(())
     }
 }
@@ -845,5 +925,233 @@ impl<'de> Visitor<'de> for InputsSeed<'_, 'de> {
             return Err(A::Error::custom("duplicate input name"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast path must give the general path's bytes, or step aside (`None`).
+    use super::*;
+    use crate::normalize::normalize;
+    use crate::workflow::Document;
+    use proptest::prelude::*;
+
+    /// The general path: `comfyctl normalize` on a document that is not a plain node map.
+    fn general(text: &str, table: &NameTable) -> Option<String> {
+        let mut doc = Document::parse(text, "t").ok()?;
+        let n = normalize(doc.nodes(), "t", table).ok()?;
+        doc.set_nodes(n.nodes);
+        Some(doc.to_pretty_string())
+    }
+
+    fn fast(text: &str, table: &NameTable) -> Option<String> {
+        let wf = TextWorkflow::parse(text)?;
+        let mut out = Vec::new();
+        wf.normalize(table).write_pretty(&mut out).unwrap();
+        Some(String::from_utf8(out).unwrap())
+    }
+
+    /// Same bytes whenever the fast path takes the file; and it never takes a file the general
+    /// path rejects.
+    fn agree(text: &str, table: &NameTable) -> Result<bool, TestCaseError> {
+        let g = general(text, table);
+        let f = fast(text, table);
+        if let Some(f) = &f {
+            prop_assert_eq!(Some(f), g.as_ref(), "input:\n{}", text);
+        }
+        Ok(f.is_some())
+    }
+
+    const LITERALS: &[&str] = &[
+        r#""plain text""#,
+        r#""with \"quote\" and \\ backslash""#,
+        r#""\u00e9\n\t tab""#,
+        r#""\/slash""#,
+        r#""é ünïcödé 色调""#,
+        "1",
+        "-0",
+        "6.0",
+        "6",
+        "1E5",
+        "1e-3",
+        "2.5E+10",
+        "123456789012345678901234567890",
+        "987948718394761",
+        "-17",
+        "0.10",
+        "true",
+        "false",
+        "null",
+        "[]",
+        "{}",
+        r#"[1, "a", {"k": [2, 1e2]}]"#,
+        r#"{"a": 1, "a": 2}"#,
+        r#"{"__value__": [1, 2]}"#,
+        r#"["nope", 0]"#,
+        r#"[5.5, 0]"#,
+        r#"["x", 0, 1]"#,
+        r#"[ "5" , 1e0 ]"#,
+        r#"{"nested":{"deeper":{"s":"\u0041"}}}"#,
+    ];
+    const CLASSES: &[&str] = &[
+        "KSampler",
+        "CLIPTextEncode",
+        "VAEDecode",
+        "VAE Decode",
+        "SaveImage",
+        "LoadImage",
+        "K\\u0053ampler",
+        "UNETLoader",
+    ];
+    const METAS: &[&str] = &[
+        r#"{"title": "T"}"#,
+        r#"{ "title" : "Same" }"#,
+        r#"{"title": "a\u00e9"}"#,
+        r#"{"title": 5}"#,
+        r#"{"x": 1, "title": "t"}"#,
+        r#"{"title": "a", "title": "b"}"#,
+        r#""just a string""#,
+        r#"["title"]"#,
+        "{}",
+    ];
+
+    /// One node's text: (class, literal picks, link picks to earlier nodes, meta, extra key).
+    type NodeSpec = (usize, Vec<(usize, usize)>, Option<usize>, bool);
+
+    fn node_text(
+        k: usize,
+        spec: &NodeSpec,
+        ids: &[String],
+        int_links: bool,
+        pretty: bool,
+    ) -> String {
+        let (class, inputs, meta, extra) = spec;
+        let sep = if pretty { ",\n      " } else { "," };
+        let mut ins = Vec::new();
+        for (j, &(kind, pick)) in inputs.iter().enumerate() {
+            let v = if kind % 3 == 0 && k > 0 {
+                let target = &ids[pick % k];
+                let slot = pick % 3;
+                match (int_links, pick % 4) {
+                    (true, 0) => format!("[{target}, {slot}]"),
+                    (_, 1) => format!("[\n  \"{target}\",\n  {slot}\n]"),
+                    (_, 2) => format!("[\"{target}\", -1]"),
+                    _ => format!("[\"{target}\",{slot}]"),
+                }
+            } else {
+                LITERALS[pick % LITERALS.len()].to_string()
+            };
+            ins.push(format!("\"in{}\": {v}", j % 5));
+        }
+        let mut s = format!(
+            "{{\"inputs\": {{{}}}, \"class_type\": \"{}\"",
+            ins.join(sep),
+            CLASSES[*class % CLASSES.len()]
+        );
+        if let Some(m) = meta {
+            s.push_str(&format!(", \"_meta\": {}", METAS[m % METAS.len()]));
+        }
+        if *extra {
+            s.push_str(", \"color\": \"#322\"");
+        }
+        s.push('}');
+        s
+    }
+
+    fn node_spec() -> impl Strategy<Value = NodeSpec> {
+        (
+            0..CLASSES.len(),
+            proptest::collection::vec((0usize..3, 0usize..64), 0..5),
+            proptest::option::of(0..METAS.len()),
+            proptest::bool::weighted(0.1),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn fast_path_matches_general_path(
+            specs in proptest::collection::vec(node_spec(), 1..12),
+            int_ids in any::<bool>(),
+            pretty in any::<bool>(),
+            reverse in any::<bool>(),
+            clash in any::<bool>(),
+        ) {
+            let ids: Vec<String> = (0..specs.len())
+                .map(|k| if int_ids { (k * 7 + 3).to_string() } else { format!("n{k}") })
+                .collect();
+            let mut entries: Vec<String> = specs
+                .iter()
+                .enumerate()
+                .map(|(k, spec)| format!("\"{}\": {}", ids[k], node_text(k, spec, &ids, int_ids, pretty)))
+                .collect();
+            if reverse {
+                entries.reverse();
+            }
+            let text = format!("{{{}}}", entries.join(if pretty { ",\n  " } else { "," }));
+            let mut table = NameTable::builtin();
+            if clash {
+                table
+                    .extend_from_json(&serde_json::json!({"SaveImage": "ksampler_2", "LoadImage": "ksampler_1"}))
+                    .unwrap();
+            }
+            agree(&text, &table)?;
+        }
+    }
+
+    #[test]
+    fn takes_the_common_shapes() {
+        let t = NameTable::builtin();
+        let wan = include_str!("../../workflows/wan_i2v.json");
+        assert!(agree(wan, &t).unwrap(), "the fast path takes wan_i2v.json");
+        let compact = r#"{"1":{"inputs":{"seed":987948718394761,"cfg":6.0,"d":1e-3,"x":6},"class_type":"KSampler"},"2":{"inputs":{"samples":["1",0]},"class_type":"VAEDecode","_meta":{"title":"V"}}}"#;
+        assert!(agree(compact, &t).unwrap());
+        let out = fast(compact, &t).unwrap();
+        assert!(out.contains("\"seed\": 987948718394761,"), "{out}");
+        assert!(out.contains("\"cfg\": 6.0,"), "{out}");
+        assert!(out.contains("\"d\": 1e-3,"), "{out}");
+    }
+
+    #[test]
+    fn steps_aside_for_what_it_does_not_handle() {
+        let t = NameTable::builtin();
+        let cases = [
+            // wrappers
+            r#"{"input": {"workflow": {"1": {"class_type": "A", "inputs": {}}}, "images": []}}"#,
+            r#"{"prompt": {"1": {"class_type": "A", "inputs": {}}}, "client_id": "c"}"#,
+            // UI format
+            r#"{"nodes": [], "links": [], "version": 0.4}"#,
+            // structural problems (the general path reports them)
+            r#"{"1": {"class_type": "A", "inputs": {"x": ["9", 0]}}}"#,
+            r#"{"1": {"class_type": "A", "inputs": {"x": ["1", -1]}}}"#,
+            r#"{"1": {"class_type": "A", "inputs": {"x": ["2", 0]}}, "2": {"class_type": "A", "inputs": {"x": ["1", 0]}}}"#,
+            r#"{"1": {"class_type": "", "inputs": {}}}"#,
+            r#"{"1": {"inputs": {}}}"#,
+            r#"{"1": {"class_type": "A"}}"#,
+            r#"{"1": 5}"#,
+            "{}",
+            "[]",
+            // duplicate keys and escaped IDs
+            r#"{"1": {"class_type": "A", "inputs": {}}, "1": {"class_type": "B", "inputs": {}}}"#,
+            r#"{"1": {"class_type": "A", "class_type": "B", "inputs": {}}}"#,
+            r#"{"1": {"class_type": "A", "inputs": {"x": 1, "x": 2}}}"#,
+            r#"{"\u0031": {"class_type": "A", "inputs": {}}}"#,
+            // text serde_json's full parser rejects
+            r#"{"1": {"class_type": "A", "inputs": {"x": "\ud800"}}}"#,
+            r#"{"1": {"class_type": "A", "inputs": {}}} x"#,
+        ];
+        for text in cases {
+            assert!(fast(text, &t).is_none(), "fast path took {text}");
+        }
+        let deep = format!(
+            r#"{{"1": {{"class_type": "A", "inputs": {{"x": {}1{}}}}}}}"#,
+            "[".repeat(150),
+            "]".repeat(150)
+        );
+        assert!(fast(&deep, &t).is_none());
+        assert!(
+            general(&deep, &t).is_none(),
+            "serde_json's recursion limit applies"
+        );
     }
 }
