@@ -48,7 +48,7 @@ median_time() {
   local runs=$1; shift
   if [ "$have_hyperfine" = 1 ]; then
     local js="$DIR/hf.json"
-    hyperfine -N --style none --warmup 1 --runs "$runs" --export-json "$js" "$*" >/dev/null
+    hyperfine -N --style none --warmup 1 --runs "$runs" --export-json "$js" "$*" >/dev/null 2>"$DIR/hyperfine.log"
     "$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["median"])' "$js"
   else
     "$PY" - "$runs" "$@" <<'EOF'

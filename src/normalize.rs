@@ -245,6 +245,10 @@ pub(crate) trait Structure {
     fn input_name_hash(&self, i: usize, j: usize) -> u64;
     /// FNV-1a hash of the compact JSON (`serde_json::to_string`) of literal input `j` of node `i`.
     fn literal_hash(&self, i: usize, j: usize) -> u64;
+    /// The graph's [`Links`], if the view keeps them (otherwise [`plan`] builds them).
+    fn links(&self) -> Option<&Links> {
+        None
+    }
 }
 
 impl Structure for Graph<'_> {
@@ -330,11 +334,45 @@ impl std::io::Write for Fnv {
 const TAG_VALUE: u64 = 0x0056_414c_5545;
 const TAG_LINK: u64 = 0x4c49_4e4b;
 
+/// Link sources only, node by node in input order (compressed rows). The graph walks read this
+/// small array instead of every input, which keeps them in cache on large workflows.
+pub(crate) struct Links {
+    start: Vec<u32>,
+    src: Vec<u32>,
+}
+
+impl Links {
+    pub(crate) fn of<S: Structure>(g: &S) -> Links {
+        let n = g.len();
+        let mut start = Vec::with_capacity(n + 1);
+        let mut src = Vec::new();
+        for i in 0..n {
+            start.push(src.len() as u32);
+            for j in 0..g.input_count(i) {
+                if let Input::Link { src: s, .. } = g.input(i, j) {
+                    src.push(s as u32);
+                }
+            }
+        }
+        start.push(src.len() as u32);
+        Links { start, src }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.start.len() - 1
+    }
+
+    /// Link sources of node `i`, in input order.
+    pub(crate) fn of_node(&self, i: usize) -> &[u32] {
+        &self.src[self.start[i] as usize..self.start[i + 1] as usize]
+    }
+}
+
 /// Post-order depth-first walk from each of `roots` in turn, following inputs in each node's own
 /// order: every link source comes before its consumer. Iterative, so a 100k-node chain cannot
 /// overflow the stack.
-fn post_order<S: Structure>(g: &S, roots: impl IntoIterator<Item = usize>) -> Vec<usize> {
-    let n = g.len();
+fn post_order(links: &Links, roots: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    let n = links.len();
     let mut order = Vec::with_capacity(n);
     let mut done = vec![false; n];
     let mut stack: Vec<(usize, usize)> = Vec::new();
@@ -346,13 +384,13 @@ fn post_order<S: Structure>(g: &S, roots: impl IntoIterator<Item = usize>) -> Ve
         done[s] = true;
         while let Some(top) = stack.last_mut() {
             let (node, pos) = (top.0, top.1);
-            if pos < g.input_count(node) {
+            let row = links.of_node(node);
+            if pos < row.len() {
                 top.1 += 1;
-                if let Input::Link { src, .. } = g.input(node, pos) {
-                    if !done[src] {
-                        done[src] = true;
-                        stack.push((src, 0));
-                    }
+                let src = row[pos] as usize;
+                if !done[src] {
+                    done[src] = true;
+                    stack.push((src, 0));
                 }
             } else {
                 order.push(node);
@@ -364,15 +402,11 @@ fn post_order<S: Structure>(g: &S, roots: impl IntoIterator<Item = usize>) -> Ve
 }
 
 /// Nodes whose outputs nobody consumes, in index order.
-fn sinks<S: Structure>(g: &S) -> Vec<usize> {
-    let n = g.len();
+fn sinks(links: &Links) -> Vec<usize> {
+    let n = links.len();
     let mut consumed = vec![false; n];
-    for i in 0..n {
-        for j in 0..g.input_count(i) {
-            if let Input::Link { src, .. } = g.input(i, j) {
-                consumed[src] = true;
-            }
-        }
+    for &src in &links.src {
+        consumed[src as usize] = true;
     }
     (0..n).filter(|&i| !consumed[i]).collect()
 }
@@ -451,11 +485,19 @@ fn class_ranks<S: Structure>(g: &S) -> (Vec<u32>, Vec<&str>) {
 pub(crate) fn plan<S: Structure>(g: &S, table: &NameTable) -> Plan {
     let n = g.len();
     let (rank, classes) = class_ranks(g);
-    let topo = post_order(g, 0..n);
+    let built;
+    let links = match g.links() {
+        Some(l) => l,
+        None => {
+            built = Links::of(g);
+            &built
+        }
+    };
+    let topo = post_order(links, 0..n);
     let sig = signatures(g, &topo, false);
 
     // 2. Sink order: by class type, then structure; literal values and old IDs only for ties.
-    let mut sinks = sinks(g);
+    let mut sinks = sinks(links);
     sinks.sort_by(|&a, &b| (rank[a], sig[a]).cmp(&(rank[b], sig[b])));
     let mut literal_ties = Vec::new();
     let has_tie = sinks
@@ -484,7 +526,7 @@ pub(crate) fn plan<S: Structure>(g: &S, table: &NameTable) -> Plan {
     drop(topo);
 
     // 3. Post-order walk from the sinks, inputs in the node's own order.
-    let order = post_order(g, sinks);
+    let order = post_order(links, sinks);
     debug_assert_eq!(order.len(), n, "every node of a DAG reaches a sink");
 
     // 4. Candidate names, numbered per class in visit order, written one after another.

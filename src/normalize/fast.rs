@@ -18,7 +18,7 @@
 //! nested literals — makes [`TextWorkflow::parse`] return `None`, and the caller takes the general
 //! path.
 
-use super::{hash_bytes, plan, Fnv, NameTable, Plan, Structure};
+use super::{hash_bytes, plan, Fnv, Links, NameTable, Plan, Structure};
 use crate::workflow::Input;
 use rustc_hash::FxHashMap;
 use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
@@ -75,6 +75,48 @@ struct Pending<'a> {
     slot: Option<u64>,
 }
 
+/// Node ID → node number. IDs of up to 15 bytes (nearly all) are kept packed in the key itself,
+/// so a lookup compares integers instead of reading the ID back from a random place in the text.
+struct NodeIndex<'a> {
+    short: FxHashMap<u128, u32>,
+    long: FxHashMap<&'a str, u32>,
+}
+
+impl<'a> NodeIndex<'a> {
+    fn with_capacity(n: usize) -> Self {
+        NodeIndex {
+            short: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+            long: FxHashMap::default(),
+        }
+    }
+
+    fn pack(id: &str) -> Option<u128> {
+        let b = id.as_bytes();
+        (b.len() < 16).then(|| {
+            let mut k = [0u8; 16];
+            k[..b.len()].copy_from_slice(b);
+            k[15] = b.len() as u8;
+            u128::from_le_bytes(k)
+        })
+    }
+
+    /// False if `id` was already there.
+    fn insert(&mut self, id: &'a str, node: usize) -> bool {
+        match Self::pack(id) {
+            Some(k) => self.short.insert(k, node as u32).is_none(),
+            None => self.long.insert(id, node as u32).is_none(),
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<usize> {
+        match Self::pack(id) {
+            Some(k) => self.short.get(&k),
+            None => self.long.get(id),
+        }
+        .map(|&n| n as usize)
+    }
+}
+
 /// One node. Everything the naming rule and the writer need of a node is in this one 64-byte
 /// record, so visiting 100k nodes in output order costs one cache miss per node, not one per array.
 struct TextNode<'a> {
@@ -103,8 +145,9 @@ pub struct TextWorkflow<'a> {
     /// Hashes of literal inputs (by input index), computed on first use in one sequential pass
     /// over the text: only needed when structurally identical sinks must be ordered.
     literal_hashes: OnceLock<Vec<u64>>,
-    index: FxHashMap<&'a str, usize>,
+    index: NodeIndex<'a>,
     pending: Vec<Pending<'a>>,
+    links: Option<Links>,
 }
 
 impl<'a> TextWorkflow<'a> {
@@ -119,8 +162,9 @@ impl<'a> TextWorkflow<'a> {
             others: Vec::new(),
             inputs: Vec::with_capacity(text.len() / 64),
             literal_hashes: OnceLock::new(),
-            index: FxHashMap::with_capacity_and_hasher(text.len() / 256, Default::default()),
+            index: NodeIndex::with_capacity(text.len() / 256),
             pending: Vec::with_capacity(text.len() / 128),
+            links: None,
         };
         let mut de = serde_json::Deserializer::from_str(text);
         TopSeed(&mut wf).deserialize(&mut de).ok()?;
@@ -132,8 +176,8 @@ impl<'a> TextWorkflow<'a> {
             return None;
         }
         for p in std::mem::take(&mut wf.pending) {
-            match (wf.index.get(&*p.target), p.slot) {
-                (Some(&src), Some(slot)) => {
+            match (wf.index.get(&p.target), p.slot) {
+                (Some(src), Some(slot)) => {
                     // Output indices past u32 are legal but absurd; the general path has them.
                     let slot = u32::try_from(slot).ok()?;
                     let inp = &mut wf.inputs[p.input];
@@ -146,9 +190,11 @@ impl<'a> TextWorkflow<'a> {
                 (None, None) => check_literal(wf.inputs[p.input].value).ok()?,
             }
         }
-        if has_cycle(&wf) {
+        let links = Links::of(&wf);
+        if has_cycle(&links) {
             return None;
         }
+        wf.links = Some(links);
         Some(wf)
     }
 
@@ -219,12 +265,15 @@ impl Structure for TextWorkflow<'_> {
     fn literal_hash(&self, i: usize, j: usize) -> u64 {
         self.literal_hashes()[self.nodes[i].start as usize + j]
     }
+    fn links(&self) -> Option<&Links> {
+        self.links.as_ref()
+    }
 }
 
 /// Whether any link path leads from a node back to itself (three-colour iterative DFS).
-fn has_cycle<S: Structure>(g: &S) -> bool {
+fn has_cycle(links: &Links) -> bool {
     // 0 = unseen, 1 = on the stack, 2 = done
-    let n = g.len();
+    let n = links.len();
     let mut state = vec![0u8; n];
     let mut stack: Vec<(usize, usize)> = Vec::new();
     for start in 0..n {
@@ -235,17 +284,17 @@ fn has_cycle<S: Structure>(g: &S) -> bool {
         stack.push((start, 0));
         while let Some(top) = stack.last_mut() {
             let (node, pos) = *top;
-            if pos < g.input_count(node) {
+            let row = links.of_node(node);
+            if pos < row.len() {
                 top.1 += 1;
-                if let Input::Link { src, .. } = g.input(node, pos) {
-                    match state[src] {
-                        0 => {
-                            state[src] = 1;
-                            stack.push((src, 0));
-                        }
-                        1 => return true,
-                        _ => {}
+                let src = row[pos] as usize;
+                match state[src] {
+                    0 => {
+                        state[src] = 1;
+                        stack.push((src, 0));
                     }
+                    1 => return true,
+                    _ => {}
                 }
             } else {
                 state[node] = 2;
@@ -773,7 +822,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
             let Cow::Borrowed(id) = key else {
                 return Err(A::Error::custom("node ID with escapes"));
             };
-            if wf.index.insert(id, wf.nodes.len()).is_some() {
+            if !wf.index.insert(id, wf.nodes.len()) {
                 return Err(A::Error::custom("duplicate node ID"));
             }
             map.next_value_seed(NodeSeed(&mut *wf, id))?;
