@@ -25,6 +25,11 @@
 //!    user table mapping two classes to one name), the later node in visit order gets the name with
 //!    `_dup`, `_dup2`, ... appended, skipping any name another node would get.
 //!
+//! Steps 2–5 are [`plan`], written once over the [`Structure`] trait and used by both routes:
+//! [`normalize`] on a parsed `serde_json` map (verify, send, `--check`, wrappers, stdin), and
+//! [`fast`], which `comfyctl normalize FILE` uses to go from text to text without building a
+//! `Value` tree — same bytes, a fraction of the time and memory on large workflows.
+//!
 //! Comfyctl does not rename for ComfyUI's output cache: its key ignores node IDs (see README). Stable
 //! IDs matter for readable diffs, `--set NODE.INPUT`, the node *object* cache (keyed by ID + class),
 //! and error messages that mean the same thing on every run.
