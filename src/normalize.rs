@@ -254,6 +254,8 @@ pub(crate) trait Structure {
     fn links(&self) -> Option<&Links> {
         None
     }
+    /// A hint that `nodes` are about to be read: a view may pull their data into cache.
+    fn prefetch(&self, _nodes: &[usize]) {}
 }
 
 impl Structure for Graph<'_> {
@@ -419,7 +421,10 @@ fn sinks(links: &Links) -> Vec<usize> {
 /// Structural (or, with `literals`, full) upstream signature of every node.
 fn signatures<S: Structure>(g: &S, topo: &[usize], literals: bool) -> Vec<u64> {
     let mut sig = vec![0u64; g.len()];
-    for &i in topo {
+    for &i in topo.chunks(64).flat_map(|batch| {
+        g.prefetch(batch);
+        batch
+    }) {
         let mut h = g.class_hash(i);
         for j in 0..g.input_count(i) {
             h = mix(h, g.input_name_hash(i, j));
