@@ -44,12 +44,14 @@ const PARALLEL_NODES: usize = 20_000;
 /// Nodes whose data [`TextNormalized::warm`] pulls into cache ahead of writing them.
 const WARM_BATCH: usize = 64;
 
-/// One input of one node. Kept small (48 bytes) and self-contained: the naming rule reads only
-/// this, never the text, so its passes over 100k nodes stay in cache.
-struct TextInput<'a> {
-    name: &'a str,
+/// One input of one node. Kept small (32 bytes: the name and the value are places in the text)
+/// and self-contained: the naming rule reads only this, never the text, so its passes over 100k
+/// nodes stay in cache.
+#[derive(Clone, Copy)]
+struct TextInput {
+    name: Span,
     /// The value exactly as written.
-    value: &'a RawValue,
+    value: Span,
     name_hash: u64,
     /// Link source node, or [`NOT_A_LINK`].
     src: u32,
@@ -58,7 +60,28 @@ struct TextInput<'a> {
 
 const NOT_A_LINK: u32 = u32::MAX;
 
-impl TextInput<'_> {
+/// A slice of the workflow's text, by byte offset (texts past 4 GiB take the general path).
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// `part` must be a slice of `text`.
+    fn of(text: &str, part: &str) -> Span {
+        Span {
+            start: (part.as_ptr() as usize - text.as_ptr() as usize) as u32,
+            len: part.len() as u32,
+        }
+    }
+
+    fn get<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.start as usize..(self.start + self.len) as usize]
+    }
+}
+
+impl TextInput {
     fn kind(&self) -> Input {
         if self.src == NOT_A_LINK {
             Input::Value
@@ -147,7 +170,8 @@ pub struct TextWorkflow<'a> {
     class_index: FxHashMap<Cow<'a, str>, u32>,
     /// Node keys other than `inputs`, `class_type` and `_meta`, in file order (rare).
     others: Vec<Vec<(Cow<'a, str>, &'a RawValue)>>,
-    inputs: Vec<TextInput<'a>>,
+    inputs: Vec<TextInput>,
+    text: &'a str,
     /// Hashes of literal inputs (by input index), computed on first use in one sequential pass
     /// over the text: only needed when structurally identical sinks must be ordered.
     literal_hashes: OnceLock<Vec<u64>>,
@@ -173,7 +197,11 @@ impl<'a> TextWorkflow<'a> {
             pending: Vec::with_capacity(text.len() / 128),
             links: None,
             text_len: text.len(),
+            text,
         };
+        if text.len() > u32::MAX as usize {
+            return None;
+        }
         let mut de = serde_json::Deserializer::from_str(text);
         TopSeed(&mut wf).deserialize(&mut de).ok()?;
         de.end().ok()?;
@@ -195,7 +223,7 @@ impl<'a> TextWorkflow<'a> {
                 // A link to a missing node, or a bad output index: diagnostics.
                 (Some(_), None) | (None, Some(_)) => return None,
                 // Link-shaped but pointing nowhere: a literal value.
-                (None, None) => check_literal(wf.inputs[p.input].value).ok()?,
+                (None, None) => check_literal(wf.inputs[p.input].value.get(text)).ok()?,
             }
         }
         let links = Links::of(&wf);
@@ -232,14 +260,14 @@ impl<'a> TextWorkflow<'a> {
                     }
                     let mut h = Fnv::new();
                     // Checked at parse time, and a hasher never fails to write.
-                    let _ = write_compact(&mut h, inp.value);
+                    let _ = write_compact(&mut h, inp.value.get(self.text));
                     h.finish()
                 })
                 .collect()
         })
     }
 
-    fn node_inputs(&self, i: usize) -> &[TextInput<'a>] {
+    fn node_inputs(&self, i: usize) -> &[TextInput] {
         let n = &self.nodes[i];
         &self.inputs[n.start as usize..(n.start + n.len) as usize]
     }
@@ -405,14 +433,15 @@ impl TextNormalized<'_, '_> {
     /// `unsafe`.
     fn warm(&self, batch: &[usize]) {
         let wf = self.wf;
+        let text = wf.text.as_bytes();
         let mut acc = 0usize;
         for &i in batch {
             let node = &wf.nodes[i];
             acc = acc.wrapping_add(node.id.len());
             for inp in wf.node_inputs(i) {
                 acc = acc
-                    .wrapping_add(inp.name.as_bytes().first().copied().unwrap_or(0) as usize)
-                    .wrapping_add(inp.value.get().as_bytes()[0] as usize);
+                    .wrapping_add(text[inp.name.start as usize] as usize)
+                    .wrapping_add(text[inp.value.start as usize] as usize);
             }
         }
         std::hint::black_box(acc);
@@ -437,10 +466,10 @@ impl TextNormalized<'_, '_> {
             b.push(b'{');
             for (j, inp) in inputs.iter().enumerate() {
                 b.extend_from_slice(if j == 0 { b"\n      " } else { b",\n      " });
-                push_str(b, inp.name);
+                push_str(b, inp.name.get(wf.text));
                 b.extend_from_slice(b": ");
                 if inp.src == NOT_A_LINK {
-                    push_value(b, inp.value, 3, scratch)?;
+                    push_value(b, inp.value.get(wf.text), 3, scratch)?;
                 } else {
                     b.extend_from_slice(b"[\n        ");
                     push_str(b, plan.new_id(inp.src as usize));
@@ -462,7 +491,7 @@ impl TextNormalized<'_, '_> {
                     push_str(b, title);
                     b.extend_from_slice(b"\n    }");
                 }
-                None => push_value(b, m, 2, scratch)?,
+                None => push_value(b, m.get(), 2, scratch)?,
             }
         }
         let others = match node.others {
@@ -473,7 +502,7 @@ impl TextNormalized<'_, '_> {
             b.extend_from_slice(b",\n    ");
             push_str(b, k);
             b.extend_from_slice(b": ");
-            push_value(b, v, 2, scratch)?;
+            push_value(b, v.get(), 2, scratch)?;
         }
         b.extend_from_slice(b"\n  }");
         Ok(())
@@ -528,8 +557,7 @@ fn verbatim(s: &str) -> bool {
 }
 
 /// A literal as `serde_json::to_string` would write it (used for literal hashes).
-fn write_compact<W: Write>(w: &mut W, raw: &RawValue) -> io::Result<()> {
-    let s = raw.get();
+fn write_compact<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
     if verbatim(s) {
         w.write_all(s.as_bytes())
     } else {
@@ -539,13 +567,7 @@ fn write_compact<W: Write>(w: &mut W, raw: &RawValue) -> io::Result<()> {
 }
 
 /// A literal as `serde_json::to_string_pretty` writes it when it sits `level` levels deep.
-fn push_value(
-    b: &mut Vec<u8>,
-    raw: &RawValue,
-    level: usize,
-    scratch: &mut Vec<u8>,
-) -> io::Result<()> {
-    let s = raw.get();
+fn push_value(b: &mut Vec<u8>, s: &str, level: usize, scratch: &mut Vec<u8>) -> io::Result<()> {
     if verbatim(s) {
         b.extend_from_slice(s.as_bytes());
         return Ok(());
@@ -601,8 +623,7 @@ fn depth_ok(s: &str) -> bool {
 /// Checks that a literal parses as a `Value` exactly as in the general path. The raw-value
 /// scanner accepts some text the full parser rejects (lone surrogate escapes such as `"\ud800"`,
 /// unlimited nesting); such a file goes to the general path, which reports it.
-fn check_literal(raw: &RawValue) -> Result<(), &'static str> {
-    let s = raw.get();
+fn check_literal(s: &str) -> Result<(), &'static str> {
     match s.as_bytes()[0] {
         b'"' if s.contains('\\') => serde_json::from_str::<String>(s)
             .map(drop)
@@ -635,7 +656,7 @@ fn decode_str(raw: &RawValue) -> Result<Cow<'_, str>, &'static str> {
 fn meta_title(raw: &RawValue) -> Result<Option<Cow<'_, str>>, &'static str> {
     let s = raw.get();
     if !s.starts_with('{') {
-        check_literal(raw)?;
+        check_literal(raw.get())?;
         return Ok(None);
     }
     if let Some(title) = simple_title(s) {
@@ -740,7 +761,7 @@ fn classify<'a>(
 ) -> Result<(), &'static str> {
     let s = raw.get();
     if !s.starts_with('[') {
-        return check_literal(raw);
+        return check_literal(raw.get());
     }
     if let Some((target, slot)) = simple_link(s) {
         if let Ok(slot) = slot.parse::<u64>() {
@@ -785,7 +806,7 @@ fn classify<'a>(
             _ => {}
         }
     }
-    check_literal(raw)
+    check_literal(raw.get())
 }
 
 /// A string, borrowed from the text when it has no escapes.
@@ -932,7 +953,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, 'de> {
                     if others.len() >= 64 || others.iter().any(|(k, _)| *k == key) {
                         return Err(dup());
                     }
-                    check_literal(v).map_err(A::Error::custom)?;
+                    check_literal(v.get()).map_err(A::Error::custom)?;
                     others.push((key, v));
                 }
             }
@@ -998,8 +1019,8 @@ impl<'de> Visitor<'de> for InputsSeed<'_, 'de> {
             let value: &'de RawValue = map.next_value()?;
             classify(value, wf.inputs.len(), &mut wf.pending).map_err(A::Error::custom)?;
             wf.inputs.push(TextInput {
-                name,
-                value,
+                name: Span::of(wf.text, name),
+                value: Span::of(wf.text, value.get()),
                 name_hash: hash_bytes(name.as_bytes()),
                 src: NOT_A_LINK,
                 slot: 0,
@@ -1007,14 +1028,16 @@ impl<'de> Visitor<'de> for InputsSeed<'_, 'de> {
         }
         // Repeated input names: `serde_json::Map` keeps one, in the first one's place; leave that
         // to the general path.
+        let text = wf.text;
         let names = &wf.inputs[first..];
         let repeated = if names.len() <= 16 {
-            names
-                .iter()
-                .enumerate()
-                .any(|(k, a)| names[..k].iter().any(|b| a.name == b.name))
+            names.iter().enumerate().any(|(k, a)| {
+                names[..k]
+                    .iter()
+                    .any(|b| a.name.get(text) == b.name.get(text))
+            })
         } else {
-            let mut sorted: Vec<&str> = names.iter().map(|t| t.name).collect();
+            let mut sorted: Vec<&str> = names.iter().map(|t| t.name.get(text)).collect();
             sorted.sort_unstable();
             sorted.windows(2).any(|w| w[0] == w[1])
         };
