@@ -83,12 +83,16 @@ pub struct VerifyArgs {
 /// Where a node schema (ComfyUI's /object_info) comes from.
 #[derive(Debug, Args, Clone, Default)]
 pub struct SchemaSource {
-    /// Fetch the node schema from this ComfyUI server (GET /object_info).
+    /// Fetch the node schema from this ComfyUI server (GET /object_info); when it cannot be
+    /// reached, use the copy saved by 'comfyctl schema pull' (with a warning).
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
     /// Use a saved /object_info JSON file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "server")]
     pub object_info: Option<PathBuf>,
+    /// With --server: use only the copy saved by 'comfyctl schema pull', never the network.
+    #[arg(long, requires = "server")]
+    pub offline: bool,
 }
 
 #[derive(Debug, Args)]

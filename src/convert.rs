@@ -1,12 +1,1039 @@
-//! UI-format → API-format conversion, following ComfyUI's frontend. (Being implemented: issue 5.)
+//! UI-format → API-format conversion, following what ComfyUI's own frontend (`graphToPrompt`)
+//! does; the observed rules are in `../shared/docs/ui-conversion.md`.
+//!
+//! A UI export stores widget values positionally (`widgets_values`) and links in a separate
+//! table; the API format names every input. The names come from the server's schema: the i-th
+//! value belongs to the i-th widget in `input_order`, where some widgets take a slot but are not
+//! sent (the `control_after_generate` companion of a seed, an upload button). Links are followed
+//! through frontend-only nodes (Reroute, PrimitiveNode), bypassed nodes and subgraph boundaries
+//! until they reach a node that is actually sent.
 
 use crate::error::{Error, Result};
-use crate::schema::Schema;
-use serde_json::{Map, Value};
+use crate::schema::{types_compatible, InputDef, NodeDef, Schema};
+use serde_json::{json, Map, Value};
+use std::collections::{HashMap, HashSet};
 
 /// Converts a UI-format workflow to an API-format node map.
-pub fn convert(_ui: &Value, _schema: &Schema, file: &str) -> Result<Map<String, Value>> {
-    Err(Error::Usage(format!(
-        "{file}: UI conversion is not built yet"
-    )))
+pub fn convert(ui: &Value, schema: &Schema, file: &str) -> Result<Map<String, Value>> {
+    convert_with_notes(ui, schema, file).map(|(m, _)| m)
+}
+
+/// Like [`convert`], also returning notes about things that could not be converted exactly
+/// (unknown classes whose widget values cannot be named, dangling links, ...).
+pub fn convert_with_notes(
+    ui: &Value,
+    schema: &Schema,
+    file: &str,
+) -> Result<(Map<String, Value>, Vec<String>)> {
+    let Some(obj) = ui.as_object() else {
+        return Err(Error::Usage(format!(
+            "{file}: not a UI-format workflow (the top level is {}, expected an object with 'nodes' and 'links')",
+            crate::workflow::json_kind(ui)
+        )));
+    };
+    if !crate::workflow::is_ui_format(obj) {
+        let api = obj.values().all(|v| v.get("class_type").is_some());
+        return Err(Error::Usage(if api && !obj.is_empty() {
+            format!("{file}: this is already an API-format workflow; no conversion needed")
+        } else {
+            format!("{file}: not a UI-format workflow (expected an object with a 'nodes' array and 'links')")
+        }));
+    }
+    let mut defs = HashMap::new();
+    for sg in ui["definitions"]["subgraphs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(id) = sg["id"].as_str() {
+            defs.insert(id, SubgraphDef::new(sg));
+        }
+    }
+    let conv = Conv {
+        schema,
+        defs,
+        notes: Default::default(),
+    };
+    let root = G::new(ui);
+    let frame = Frame {
+        g: &root,
+        prefix: String::new(),
+        parent: None,
+    };
+    let mut emitted = Vec::new();
+    conv.emit_graph(&frame, &mut emitted, 0)?;
+    // Final pass (as the frontend does): a link to a node that is not sent (muted) is deleted.
+    let ids: HashSet<String> = emitted.iter().map(|(id, _)| id.clone()).collect();
+    for (_, node) in emitted.iter_mut() {
+        if let Some(inputs) = node["inputs"].as_object_mut() {
+            let dead: Vec<String> = inputs
+                .iter()
+                .filter(|(_, v)| {
+                    crate::workflow::as_link(v).is_some_and(|(id, _)| !ids.contains(&id.to_key()))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in dead {
+                inputs.shift_remove(&k);
+            }
+        }
+    }
+    // JSON.stringify order: integer-like IDs ascending, then the rest in emission order.
+    let mut numeric: Vec<(u64, String, Value)> = Vec::new();
+    let mut rest = Vec::new();
+    for (id, v) in emitted {
+        match id.parse::<u64>() {
+            Ok(n) if n.to_string() == id => numeric.push((n, id, v)),
+            _ => rest.push((id, v)),
+        }
+    }
+    numeric.sort_by_key(|(n, _, _)| *n);
+    let mut out = Map::new();
+    for (_, id, v) in numeric {
+        out.insert(id, v);
+    }
+    for (id, v) in rest {
+        out.insert(id, v);
+    }
+    let notes = conv.notes.into_inner();
+    Ok((out, notes))
+}
+
+/// Frontend-only node types: never sent.
+const VIRTUAL: &[&str] = &["Note", "MarkdownNote", "Reroute", "PrimitiveNode"];
+
+/// Class renames the frontend applies when it loads a workflow.
+fn renamed(t: &str) -> &str {
+    match t {
+        "T2IAdapterLoader" => "ControlNetLoader",
+        "ConditioningAverage " => "ConditioningAverage",
+        "SDV_img2vid_Conditioning" => "SVD_img2vid_Conditioning",
+        other => other,
+    }
+}
+
+/// Nesting deeper than this is a loop in a malformed file (Reroute cycles, self-including
+/// subgraphs), not a real workflow.
+const MAX_DEPTH: usize = 64;
+
+struct Link {
+    origin: i64,
+    oslot: usize,
+    target: i64,
+    tslot: usize,
+}
+
+/// One graph level: the root, or a subgraph definition.
+struct G<'a> {
+    nodes: Vec<&'a Value>,
+    by_id: HashMap<i64, &'a Value>,
+    links: HashMap<i64, Link>,
+}
+
+fn as_id(v: &Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+impl<'a> G<'a> {
+    fn new(v: &'a Value) -> G<'a> {
+        let nodes: Vec<&Value> = v["nodes"].as_array().into_iter().flatten().collect();
+        let by_id = nodes
+            .iter()
+            .filter_map(|n| as_id(&n["id"]).map(|id| (id, *n)))
+            .collect();
+        let mut links = HashMap::new();
+        for l in v["links"].as_array().into_iter().flatten() {
+            let parsed = if let Some(a) = l.as_array() {
+                // [id, origin_id, origin_slot, target_id, target_slot, type]
+                (|| {
+                    Some((
+                        as_id(a.first()?)?,
+                        Link {
+                            origin: as_id(a.get(1)?)?,
+                            oslot: a.get(2)?.as_u64()? as usize,
+                            target: as_id(a.get(3)?)?,
+                            tslot: a.get(4)?.as_u64()? as usize,
+                        },
+                    ))
+                })()
+            } else {
+                (|| {
+                    Some((
+                        as_id(&l["id"])?,
+                        Link {
+                            origin: as_id(&l["origin_id"])?,
+                            oslot: l["origin_slot"].as_u64()? as usize,
+                            target: as_id(&l["target_id"])?,
+                            tslot: l["target_slot"].as_u64()? as usize,
+                        },
+                    ))
+                })()
+            };
+            if let Some((id, link)) = parsed {
+                links.insert(id, link);
+            }
+        }
+        G {
+            nodes,
+            by_id,
+            links,
+        }
+    }
+}
+
+/// A subgraph definition's boundary: its inputs and outputs with the inner links they feed.
+struct Port {
+    name: String,
+    ty: String,
+    links: Vec<i64>,
+}
+
+struct SubgraphDef<'a> {
+    g: G<'a>,
+    inputs: Vec<Port>,
+    outputs: Vec<Port>,
+}
+
+impl<'a> SubgraphDef<'a> {
+    fn new(v: &'a Value) -> Self {
+        let ports = |key: &str| {
+            v[key]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| Port {
+                    name: p["name"].as_str().unwrap_or_default().to_string(),
+                    ty: type_str(&p["type"]),
+                    links: p["linkIds"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(as_id)
+                        .collect(),
+                })
+                .collect()
+        };
+        SubgraphDef {
+            g: G::new(v),
+            inputs: ports("inputs"),
+            outputs: ports("outputs"),
+        }
+    }
+}
+
+fn type_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(), // LiteGraph's -1 "event"/any
+        _ => "*".into(),
+    }
+}
+
+/// Where a graph level sits: the root, or inside a subgraph instance (whose parent frame, node
+/// and definition are kept to continue links that leave the subgraph).
+struct Frame<'f, 'a> {
+    g: &'f G<'a>,
+    prefix: String,
+    parent: Option<(&'f Frame<'f, 'a>, &'a Value, &'f SubgraphDef<'a>)>,
+}
+
+/// What a followed link ends at.
+enum R {
+    /// A node that is sent: `[id, slot]`.
+    Link(String, u64),
+    /// A value written into the input (PrimitiveNode, a subgraph instance's promoted widget).
+    Lit(Value),
+    /// Nothing: the input is left out, a widget input keeps its own value.
+    Keep,
+    /// A muted node: the input is removed entirely (the frontend's final pass).
+    Delete,
+}
+
+struct Conv<'a> {
+    schema: &'a Schema,
+    defs: HashMap<&'a str, SubgraphDef<'a>>,
+    notes: std::cell::RefCell<Vec<String>>,
+}
+
+fn node_type(n: &Value) -> &str {
+    n["type"].as_str().unwrap_or_default()
+}
+
+fn node_mode(n: &Value) -> i64 {
+    n["mode"].as_i64().unwrap_or(0)
+}
+
+/// The saved input named `name` on a UI node.
+fn saved_input<'v>(n: &'v Value, name: &str) -> Option<&'v Value> {
+    n["inputs"]
+        .as_array()?
+        .iter()
+        .find(|i| i["name"].as_str() == Some(name))
+}
+
+fn saved_link(n: &Value, name: &str) -> Option<i64> {
+    saved_input(n, name).and_then(|i| as_id(&i["link"]))
+}
+
+/// One entry of a node's widget list, in `widgets_values` slot order.
+enum Slot<'d> {
+    /// A widget that is sent under its input name.
+    Sent(&'d InputDef),
+    /// Takes a slot, not sent (control_after_generate, control_filter_list, upload buttons).
+    Hidden,
+    /// Frontend-only input that takes a slot and is sent as `""` (SaveGLB/Preview3D `image`).
+    Extra(&'static str),
+}
+
+fn is_seed_like(i: &InputDef) -> bool {
+    i.kind == "INT" && (i.control_after_generate || i.name == "seed" || i.name == "noise_seed")
+}
+
+/// The widget slots of a node class, as the frontend builds them.
+fn slots<'d>(class: &str, def: &'d NodeDef) -> Vec<Slot<'d>> {
+    let mut out = Vec::new();
+    // Load3D: the model file's upload, "upload extra resources" and "clear" buttons follow it
+    // directly; other upload buttons come after the required inputs.
+    let load3d = class.starts_with("Load3D");
+    let upload = !load3d && def.inputs.iter().any(|i| i.upload);
+    let mut upload_done = false;
+    for inp in &def.inputs {
+        if load3d && inp.upload {
+            out.push(Slot::Sent(inp));
+            out.extend([Slot::Hidden, Slot::Hidden, Slot::Hidden]);
+            continue;
+        }
+        if !inp.required && upload && !upload_done {
+            out.push(Slot::Hidden);
+            upload_done = true;
+        }
+        if !inp.is_widget() {
+            continue;
+        }
+        out.push(Slot::Sent(inp));
+        if is_seed_like(inp) {
+            out.push(Slot::Hidden);
+        } else if inp.kind == "COMBO" && inp.control_after_generate {
+            out.push(Slot::Hidden);
+            out.push(Slot::Hidden);
+        }
+    }
+    if upload && !upload_done {
+        out.push(Slot::Hidden);
+    }
+    if class == "SaveGLB" || class.starts_with("Preview3D") {
+        out.push(Slot::Extra("image"));
+    }
+    out
+}
+
+/// Frontend-only inputs that are sent but take no slot.
+fn unslotted_extra(class: &str) -> Option<&'static str> {
+    match class {
+        "LoadAudio" | "SaveAudio" | "SaveAudioMP3" | "SaveAudioOpus" | "PreviewAudio" => {
+            Some("audioUI")
+        }
+        "PreviewAny" => Some("preview"),
+        _ => None,
+    }
+}
+
+/// A widget's value when `widgets_values` has none for it.
+fn default_of(inp: &InputDef) -> Option<Value> {
+    if let Some(d) = &inp.default {
+        return Some(d.clone());
+    }
+    match inp.kind.as_str() {
+        "COMBO" => inp.options.as_ref().and_then(|o| o.first().cloned()),
+        "INT" | "FLOAT" => Some(json!(0)),
+        "STRING" => Some(json!("")),
+        "BOOLEAN" => Some(json!(false)),
+        _ => None,
+    }
+}
+
+/// JS number semantics: `1.0` is written `1`.
+fn js_value(v: &Value) -> Value {
+    match v {
+        Value::Number(n) if !n.is_i64() && !n.is_u64() => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 => json!(f as i64),
+            _ => v.clone(),
+        },
+        Value::Array(a) => json!({ "__value__": a }),
+        _ => v.clone(),
+    }
+}
+
+impl<'a> Conv<'a> {
+    fn note(&self, s: String) {
+        let mut n = self.notes.borrow_mut();
+        if !n.contains(&s) {
+            n.push(s);
+        }
+    }
+
+    /// Emits every sent node of a graph level (recursing into subgraph instances).
+    fn emit_graph(
+        &self,
+        f: &Frame<'_, 'a>,
+        out: &mut Vec<(String, Value)>,
+        depth: usize,
+    ) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::Usage(format!(
+                "subgraphs nested deeper than {MAX_DEPTH} levels (a subgraph that contains itself?) at {}",
+                f.prefix
+            )));
+        }
+        for node in &f.g.nodes {
+            let ty = node_type(node);
+            let Some(id) = as_id(&node["id"]) else {
+                self.note("a node without an integer 'id' was skipped".into());
+                continue;
+            };
+            if VIRTUAL.contains(&ty) {
+                continue;
+            }
+            if let Some(def) = self.defs.get(ty) {
+                // An instance's own mode does not stop its inner nodes (observed: muted and
+                // bypassed instances still send them).
+                let child = Frame {
+                    g: &def.g,
+                    prefix: format!("{}{id}:", f.prefix),
+                    parent: Some((f, node, def)),
+                };
+                self.emit_graph(&child, out, depth + 1)?;
+                continue;
+            }
+            if matches!(node_mode(node), 2 | 4) {
+                continue;
+            }
+            let v = self.emit_node(f, node, id);
+            out.push((format!("{}{id}", f.prefix), v));
+        }
+        Ok(())
+    }
+
+    /// The widget values of a node, by input name, in widget order (only those that are sent).
+    fn widget_values(&self, class: &str, def: &NodeDef, node: &Value) -> Vec<(String, Value)> {
+        let slots = slots(class, def);
+        let mut values: Vec<Value> = match &node["widgets_values"] {
+            Value::Array(a) => a.clone(),
+            _ => Vec::new(), // an object (some exports) is ignored entirely, as the frontend does
+        };
+        // Legacy files saved a slot for forceInput inputs too; drop those values.
+        if def.inputs.iter().any(|i| i.force_input) {
+            let mut legacy = Vec::new();
+            for i in def.inputs.iter().filter(|i| {
+                matches!(
+                    i.kind.as_str(),
+                    "INT" | "FLOAT" | "STRING" | "BOOLEAN" | "COMBO"
+                )
+            }) {
+                legacy.push(i.force_input);
+                if is_seed_like(i) {
+                    legacy.push(i.force_input);
+                }
+            }
+            if values.len() == legacy.len() {
+                values = values
+                    .into_iter()
+                    .zip(legacy)
+                    .filter(|(_, forced)| !forced)
+                    .map(|(v, _)| v)
+                    .collect();
+            }
+        }
+        let mut out = Vec::new();
+        for (k, slot) in slots.iter().enumerate() {
+            match slot {
+                Slot::Hidden => {}
+                Slot::Extra(name) => out.push((name.to_string(), json!(""))),
+                Slot::Sent(inp) => {
+                    let v = match values.get(k) {
+                        Some(v) => {
+                            let mut v = js_value(v);
+                            if inp.dynamic_prompts {
+                                if let Value::String(s) = &v {
+                                    v = Value::String(dynamic_prompt(s));
+                                }
+                            }
+                            Some(v)
+                        }
+                        None => default_of(inp),
+                    };
+                    let Some(mut v) = v else { continue };
+                    if inp.name == "sampler_name"
+                        && matches!(class, "KSampler" | "KSamplerAdvanced")
+                    {
+                        if let Some(s) = v.as_str().and_then(|s| s.strip_prefix("sample_")) {
+                            v = json!(s);
+                        }
+                    }
+                    out.push((inp.name.clone(), v));
+                }
+            }
+        }
+        if let Some(extra) = unslotted_extra(class) {
+            out.push((extra.to_string(), json!("")));
+        }
+        out
+    }
+
+    fn emit_node(&self, f: &Frame<'_, 'a>, node: &'a Value, id: i64) -> Value {
+        let class = renamed(node_type(node));
+        let def = self.schema.get(class);
+        let mut inputs = Map::new();
+        let mut order: Vec<(String, String)> = Vec::new(); // (name, consumer type)
+        match def {
+            Some(def) => {
+                for (k, v) in self.widget_values(class, def, node) {
+                    inputs.insert(k, v);
+                }
+                for i in &def.inputs {
+                    order.push((i.name.clone(), i.kind.clone()));
+                }
+            }
+            None => self.note(format!(
+                "node {}{id}: class '{class}' is not on the server, so its widget values cannot be named (only its links are converted)",
+                f.prefix
+            )),
+        }
+        for si in node["inputs"].as_array().into_iter().flatten() {
+            let Some(name) = si["name"].as_str() else {
+                continue;
+            };
+            if order.iter().any(|(n, _)| n == name) {
+                continue;
+            }
+            // A saved widget input the node does not have any more is dropped after load.
+            if def.is_some() && si.get("widget").is_some_and(|w| !w.is_null()) {
+                continue;
+            }
+            order.push((name.to_string(), type_str(&si["type"])));
+        }
+        for (name, want) in &order {
+            let Some(lid) = saved_link(node, name) else {
+                continue;
+            };
+            match self.resolve_link(f, lid, want, 0) {
+                R::Link(src, slot) => {
+                    inputs.insert(name.clone(), json!([src, slot]));
+                }
+                R::Lit(v) => {
+                    inputs.insert(name.clone(), v);
+                }
+                R::Keep => {}
+                R::Delete => {
+                    inputs.shift_remove(name);
+                }
+            }
+        }
+        let title = node["title"]
+            .as_str()
+            .map(String::from)
+            .or_else(|| def.and_then(|d| d.display_name.clone()))
+            .unwrap_or_else(|| class.to_string());
+        json!({"inputs": inputs, "class_type": class, "_meta": {"title": title}})
+    }
+
+    fn resolve_link(&self, f: &Frame<'_, 'a>, lid: i64, want: &str, depth: usize) -> R {
+        match f.g.links.get(&lid) {
+            Some(l) => self.resolve_origin(f, l.origin, l.oslot, want, depth),
+            None => {
+                self.note(format!("link {lid} is not in the links table; ignored"));
+                R::Keep
+            }
+        }
+    }
+
+    /// Follows output `oslot` of node `oid` to the node that is actually sent.
+    fn resolve_origin(
+        &self,
+        f: &Frame<'_, 'a>,
+        oid: i64,
+        oslot: usize,
+        want: &str,
+        depth: usize,
+    ) -> R {
+        if depth > MAX_DEPTH {
+            self.note(format!(
+                "a link loop through node {}{oid} was cut",
+                f.prefix
+            ));
+            return R::Keep;
+        }
+        if oid == -10 {
+            // The subgraph's input node: continue at the instance's input in the parent graph.
+            let Some((pf, inst, def)) = f.parent else {
+                return R::Keep;
+            };
+            let Some(port) = def.inputs.get(oslot) else {
+                return R::Keep;
+            };
+            if let Some(plid) = saved_link(inst, &port.name) {
+                return self.resolve_link(pf, plid, want, depth + 1);
+            }
+            return match self.promoted_value(inst, def, oslot) {
+                Some(v) => R::Lit(v),
+                None => R::Keep,
+            };
+        }
+        let Some(node) = f.g.by_id.get(&oid).copied() else {
+            self.note(format!(
+                "a link comes from node {}{oid}, which does not exist; ignored",
+                f.prefix
+            ));
+            return R::Keep;
+        };
+        let ty = node_type(node);
+        match ty {
+            "Reroute" => {
+                return match node["inputs"][0]["link"].as_i64() {
+                    Some(l) => self.resolve_link(f, l, want, depth + 1),
+                    None => R::Keep,
+                }
+            }
+            "PrimitiveNode" => {
+                return match node["widgets_values"].get(0) {
+                    Some(v) => R::Lit(js_value(v)),
+                    None => R::Keep,
+                }
+            }
+            "Note" | "MarkdownNote" => return R::Keep,
+            _ => {}
+        }
+        let mode = node_mode(node);
+        if let Some(def) = self.defs.get(ty) {
+            if mode == 4 {
+                let ins: Vec<(String, String)> = def
+                    .inputs
+                    .iter()
+                    .map(|p| (p.name.clone(), p.ty.clone()))
+                    .collect();
+                let out_ty = def.outputs.get(oslot).map_or("*", |p| p.ty.as_str());
+                return self.bypass(f, node, &ins, oslot, out_ty, want, depth);
+            }
+            let Some(port) = def.outputs.get(oslot) else {
+                return R::Keep;
+            };
+            let Some(&inner) = port.links.first() else {
+                return R::Keep;
+            };
+            let child = Frame {
+                g: &def.g,
+                prefix: format!("{}{oid}:", f.prefix),
+                parent: Some((f, node, def)),
+            };
+            return self.resolve_link(&child, inner, want, depth + 1);
+        }
+        match mode {
+            2 => R::Delete,
+            4 => {
+                let class = renamed(ty);
+                let (ins, out_ty) = match self.schema.get(class) {
+                    Some(d) => {
+                        // The live input list: sockets first, then widget inputs.
+                        let mut v: Vec<(String, String)> = d
+                            .inputs
+                            .iter()
+                            .filter(|i| !i.is_widget())
+                            .map(|i| (i.name.clone(), i.kind.clone()))
+                            .collect();
+                        v.extend(
+                            d.inputs
+                                .iter()
+                                .filter(|i| i.is_widget())
+                                .map(|i| (i.name.clone(), i.kind.clone())),
+                        );
+                        (
+                            v,
+                            d.outputs.get(oslot).cloned().unwrap_or_else(|| "*".into()),
+                        )
+                    }
+                    None => (
+                        node["inputs"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|i| {
+                                (
+                                    i["name"].as_str().unwrap_or_default().to_string(),
+                                    type_str(&i["type"]),
+                                )
+                            })
+                            .collect(),
+                        type_str(&node["outputs"][oslot]["type"]),
+                    ),
+                };
+                self.bypass(f, node, &ins, oslot, &out_ty, want, depth)
+            }
+            _ => R::Link(format!("{}{oid}", f.prefix), oslot as u64),
+        }
+    }
+
+    /// Routes a link through a bypassed node to one of its inputs (the frontend's rules).
+    #[allow(clippy::too_many_arguments)]
+    fn bypass(
+        &self,
+        f: &Frame<'_, 'a>,
+        node: &'a Value,
+        ins: &[(String, String)],
+        s: usize,
+        out_ty: &str,
+        want: &str,
+        depth: usize,
+    ) -> R {
+        let both = |t: &str| types_compatible(t, out_ty) && types_compatible(t, want);
+        let chosen = if want == "*" || want.is_empty() {
+            if s < ins.len() {
+                Some(s)
+            } else if !ins.is_empty() {
+                Some(0)
+            } else {
+                None
+            }
+        } else if s < ins.len() && both(&ins[s].1) {
+            Some(s)
+        } else {
+            ins.iter()
+                .position(|(_, t)| t == want)
+                .or_else(|| ins.iter().position(|(_, t)| both(t)))
+        };
+        let Some(k) = chosen else { return R::Keep };
+        match saved_link(node, &ins[k].0) {
+            Some(l) => self.resolve_link(f, l, want, depth + 1),
+            None => R::Keep,
+        }
+    }
+
+    /// The value of an instance's promoted widget for definition input `k`: the instance's own
+    /// `widgets_values` entry when it has one, else the inner widget's saved value.
+    fn promoted_value(&self, inst: &Value, def: &SubgraphDef<'a>, k: usize) -> Option<Value> {
+        let mut index = 0;
+        for (j, port) in def.inputs.iter().enumerate() {
+            let target = port.links.iter().find_map(|lid| {
+                let l = def.g.links.get(lid)?;
+                let inner = def.g.by_id.get(&l.target)?;
+                let saved = &inner["inputs"][l.tslot];
+                let name = saved["name"].as_str()?;
+                let class = renamed(node_type(inner));
+                let idef = self.schema.get(class);
+                // A widget by the schema, or (class unknown here) by the saved input's
+                // `widget` marker: either way it takes a place in the promoted list.
+                let is_widget = match idef.and_then(|d| d.input(name)) {
+                    Some(i) => i.is_widget(),
+                    None => saved.get("widget").is_some_and(|w| !w.is_null()),
+                };
+                is_widget.then_some((*inner, class, idef, name))
+            });
+            let Some((inner, class, idef, name)) = target else {
+                continue;
+            };
+            if j == k {
+                if let Some(v) = inst["widgets_values"].as_array().and_then(|a| a.get(index)) {
+                    return Some(js_value(v));
+                }
+                return self
+                    .widget_values(class, idef?, inner)
+                    .into_iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v);
+            }
+            index += 1;
+        }
+        None
+    }
+}
+
+/// The frontend's dynamic prompt processing: comments removed, `{a|b}` a random choice,
+/// `\{` `\}` `\|` literal.
+pub fn dynamic_prompt(s: &str) -> String {
+    let stripped = strip_comments(s);
+    let chars: Vec<char> = stripped.chars().collect();
+    let mut i = 0;
+    parse_choices(&chars, &mut i, false)
+}
+
+fn strip_comments(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    loop {
+        let block = rest.find("/*");
+        let line = rest.find("//");
+        match (block, line) {
+            (Some(b), l) if l.is_none_or(|l| b < l) => {
+                out.push_str(&rest[..b]);
+                match rest[b + 2..].find("*/") {
+                    Some(e) => rest = &rest[b + 2 + e + 2..],
+                    None => {
+                        // Unclosed: the regex does not match a block comment; `//` may still.
+                        out.push_str("/*");
+                        rest = &rest[b + 2..];
+                    }
+                }
+            }
+            (_, Some(l)) => {
+                out.push_str(&rest[..l]);
+                let end = rest[l..].find('\n').map_or(rest.len(), |e| l + e);
+                rest = &rest[end..];
+            }
+            _ => {
+                out.push_str(rest);
+                return out;
+            }
+        }
+    }
+}
+
+fn parse_choices(c: &[char], i: &mut usize, nested: bool) -> String {
+    use rand::Rng;
+    let mut choices = Vec::new();
+    let mut cur = String::new();
+    while *i < c.len() {
+        match c[*i] {
+            '\\' => {
+                *i += 1;
+                if let Some(&ch) = c.get(*i) {
+                    cur.push(ch);
+                }
+            }
+            '{' => {
+                *i += 1;
+                let inner = parse_choices(c, i, true);
+                cur.push_str(&inner);
+            }
+            '|' if nested => choices.push(std::mem::take(&mut cur)),
+            '}' if nested => {
+                choices.push(cur);
+                let k = rand::thread_rng().gen_range(0..choices.len());
+                return choices.swap_remove(k);
+            }
+            ch => cur.push(ch),
+        }
+        *i += 1;
+    }
+    if nested {
+        // Unclosed brace: keep the text as written.
+        choices.push(cur);
+        return format!("{{{}", choices.join("|"));
+    }
+    cur
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dynamic_prompts_like_the_frontend() {
+        // The frontend's own example (ui-conversion.md, syn01).
+        let s = "a photo of a {cat}, // note\nsee https://example.com/a.png\n/* block */ \\{literal braces\\} and {nested {inner}} end";
+        assert_eq!(
+            dynamic_prompt(s),
+            "a photo of a cat, \nsee https:\n {literal braces} and nested inner end"
+        );
+        for _ in 0..20 {
+            let v = dynamic_prompt("{red|blue}");
+            assert!(v == "red" || v == "blue", "{v}");
+        }
+        assert_eq!(dynamic_prompt("a | b"), "a | b");
+        assert_eq!(dynamic_prompt("open {x"), "open {x");
+    }
+
+    #[test]
+    fn js_numbers() {
+        assert_eq!(js_value(&serde_json::from_str("1.0").unwrap()), json!(1));
+        assert_eq!(
+            js_value(&serde_json::from_str("2.5").unwrap()).to_string(),
+            "2.5"
+        );
+        assert_eq!(js_value(&json!([1, 2])), json!({"__value__": [1, 2]}));
+    }
+
+    fn schema() -> Schema {
+        Schema::parse(
+            r#"{
+            "KSampler": {"input": {"required": {
+                "model": ["MODEL"], "seed": ["INT", {"default": 0}], "steps": ["INT", {"default": 20}],
+                "sampler_name": [["euler", "euler_ancestral"]]}},
+              "input_order": {"required": ["model", "seed", "steps", "sampler_name"]},
+              "output": ["LATENT"], "display_name": "KSampler"},
+            "LoadImage": {"input": {"required": {"image": [["a.png"], {"image_upload": true}]}},
+              "output": ["IMAGE", "MASK"], "display_name": "Load Image"},
+            "Loader": {"input": {"required": {"name": [["m.safetensors"]]}}, "output": ["MODEL"]},
+            "Pass": {"input": {"required": {"clip": ["CLIP"], "model": ["MODEL"]}}, "output": ["CLIP", "MODEL"]}
+          }"#,
+            "test",
+        )
+        .unwrap()
+    }
+
+    fn ui(nodes: Value, links: Value) -> Value {
+        json!({"nodes": nodes, "links": links, "version": 0.4})
+    }
+
+    #[test]
+    fn seed_control_slot_and_sampler_prefix() {
+        let w = ui(
+            json!([{"id": 1, "type": "KSampler", "mode": 0, "inputs": [],
+                    "widgets_values": [5, "fixed", 30, "sample_euler_ancestral"]}]),
+            json!([]),
+        );
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(
+            m["1"]["inputs"],
+            json!({"seed": 5, "steps": 30, "sampler_name": "euler_ancestral"})
+        );
+    }
+
+    #[test]
+    fn missing_values_take_defaults_and_object_values_are_ignored() {
+        let w = ui(
+            json!([{"id": 1, "type": "KSampler", "inputs": [], "widgets_values": {"seed": 9}},
+                   {"id": 2, "type": "LoadImage", "inputs": [], "widgets_values": ["b.png", "image"], "title": "Mine"}]),
+            json!([]),
+        );
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(
+            m["1"]["inputs"],
+            json!({"seed": 0, "steps": 20, "sampler_name": "euler"})
+        );
+        assert_eq!(m["2"]["inputs"], json!({"image": "b.png"}));
+        assert_eq!(m["2"]["_meta"]["title"], "Mine");
+    }
+
+    #[test]
+    fn bypass_routes_to_the_input_of_the_consumer_type() {
+        // Loader -> Pass (bypassed) -> KSampler.model: Pass's output 1 (MODEL) routes to its
+        // MODEL input (rule 3: slot 1 is `model`, compatible -> rule 2 applies directly).
+        let w = ui(
+            json!([
+                {"id": 1, "type": "Loader", "inputs": [], "widgets_values": ["m.safetensors"]},
+                {"id": 2, "type": "Pass", "mode": 4,
+                 "inputs": [{"name": "clip", "type": "CLIP", "link": null},
+                            {"name": "model", "type": "MODEL", "link": 1}]},
+                {"id": 3, "type": "KSampler", "inputs": [{"name": "model", "type": "MODEL", "link": 2}],
+                 "widgets_values": [1, "fixed", 2, "euler"]}
+            ]),
+            json!([[1, 1, 0, 2, 1, "MODEL"], [2, 2, 1, 3, 0, "MODEL"]]),
+        );
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(m["3"]["inputs"]["model"], json!(["1", 0]));
+        assert!(m.get("2").is_none());
+
+        // Reading Pass's CLIP output as MODEL: rule 2 fails (slot 0 is CLIP), rule 3 finds the
+        // MODEL input, which is linked.
+        let w2 = ui(
+            json!([
+                {"id": 1, "type": "Loader", "inputs": [], "widgets_values": ["m.safetensors"]},
+                {"id": 2, "type": "Pass", "mode": 4,
+                 "inputs": [{"name": "clip", "type": "CLIP", "link": null},
+                            {"name": "model", "type": "MODEL", "link": 1}]},
+                {"id": 3, "type": "KSampler", "inputs": [{"name": "model", "type": "MODEL", "link": 2}],
+                 "widgets_values": [1, "fixed", 2, "euler"]}
+            ]),
+            json!([[1, 1, 0, 2, 1, "MODEL"], [2, 2, 0, 3, 0, "CLIP"]]),
+        );
+        let m2 = convert(&w2, &schema(), "t").unwrap();
+        assert_eq!(m2["3"]["inputs"]["model"], json!(["1", 0]));
+    }
+
+    #[test]
+    fn muted_source_removes_the_input_and_its_widget_value() {
+        let w = ui(
+            json!([
+                {"id": 1, "type": "Loader", "mode": 2, "inputs": [], "widgets_values": ["m.safetensors"]},
+                {"id": 3, "type": "KSampler",
+                 "inputs": [{"name": "model", "type": "MODEL", "link": 1},
+                            {"name": "steps", "type": "INT", "widget": {"name": "steps"}, "link": 2}],
+                 "widgets_values": [1, "fixed", 2, "euler"]},
+                {"id": 4, "type": "Loader", "mode": 2, "inputs": [], "outputs": []}
+            ]),
+            json!([[1, 1, 0, 3, 0, "MODEL"], [2, 4, 0, 3, 2, "INT"]]),
+        );
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(
+            m["3"]["inputs"],
+            json!({"seed": 1, "sampler_name": "euler"})
+        );
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn refuses_api_format_and_non_objects() {
+        let e = convert(
+            &json!({"1": {"class_type": "X", "inputs": {}}}),
+            &schema(),
+            "f",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("already an API-format"));
+        assert!(convert(&json!([1]), &schema(), "f").is_err());
+    }
+
+    #[test]
+    fn bypassed_subgraph_instance_routes_around_but_still_sends_its_nodes() {
+        // Instance 10 of a one-node subgraph (Pass: CLIP, MODEL -> CLIP, MODEL) is bypassed:
+        // KSampler.model reading its output 1 is routed to the instance's `model` input, while
+        // the inner node is still sent as "10:1".
+        let sg = json!({
+            "id": "sg", "inputs": [
+                {"name": "clip", "type": "CLIP", "linkIds": [101]},
+                {"name": "model", "type": "MODEL", "linkIds": [102]}],
+            "outputs": [
+                {"name": "CLIP", "type": "CLIP", "linkIds": [103]},
+                {"name": "MODEL", "type": "MODEL", "linkIds": [104]}],
+            "nodes": [{"id": 1, "type": "Pass", "inputs": [
+                {"name": "clip", "type": "CLIP", "link": 101},
+                {"name": "model", "type": "MODEL", "link": 102}]}],
+            "links": [
+                {"id": 101, "origin_id": -10, "origin_slot": 0, "target_id": 1, "target_slot": 0, "type": "CLIP"},
+                {"id": 102, "origin_id": -10, "origin_slot": 1, "target_id": 1, "target_slot": 1, "type": "MODEL"},
+                {"id": 103, "origin_id": 1, "origin_slot": 0, "target_id": -20, "target_slot": 0, "type": "CLIP"},
+                {"id": 104, "origin_id": 1, "origin_slot": 1, "target_id": -20, "target_slot": 1, "type": "MODEL"}]
+        });
+        let mut w = ui(
+            json!([
+                {"id": 5, "type": "Loader", "inputs": [], "widgets_values": ["m.safetensors"]},
+                {"id": 10, "type": "sg", "mode": 4, "inputs": [
+                    {"name": "clip", "type": "CLIP", "link": null},
+                    {"name": "model", "type": "MODEL", "link": 1}]},
+                {"id": 3, "type": "KSampler", "inputs": [{"name": "model", "type": "MODEL", "link": 2}],
+                 "widgets_values": [1, "fixed", 2, "euler"]}
+            ]),
+            json!([[1, 5, 0, 10, 1, "MODEL"], [2, 10, 1, 3, 0, "MODEL"]]),
+        );
+        w["definitions"] = json!({"subgraphs": [sg]});
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(m["3"]["inputs"]["model"], json!(["5", 0]));
+        assert_eq!(m["10:1"]["inputs"], json!({"model": ["5", 0]}));
+        // Not bypassed: the same link resolves to the inner node.
+        w["nodes"][1]["mode"] = json!(0);
+        let m = convert(&w, &schema(), "t").unwrap();
+        assert_eq!(m["3"]["inputs"]["model"], json!(["10:1", 1]));
+        let keys: Vec<&String> = m.keys().collect();
+        assert_eq!(keys, ["3", "5", "10:1"]);
+    }
+
+    #[test]
+    fn reroute_loops_do_not_hang() {
+        let w = ui(
+            json!([
+                {"id": 1, "type": "Reroute", "inputs": [{"name": "", "type": "*", "link": 2}]},
+                {"id": 2, "type": "Reroute", "inputs": [{"name": "", "type": "*", "link": 1}]},
+                {"id": 3, "type": "KSampler", "inputs": [{"name": "model", "type": "MODEL", "link": 3}],
+                 "widgets_values": [1, "fixed", 2, "euler"]}
+            ]),
+            json!([
+                [1, 1, 0, 2, 0, "*"],
+                [2, 2, 0, 1, 0, "*"],
+                [3, 1, 0, 3, 0, "MODEL"]
+            ]),
+        );
+        let (m, notes) = convert_with_notes(&w, &schema(), "t").unwrap();
+        assert!(m["3"]["inputs"].get("model").is_none());
+        assert!(notes.iter().any(|n| n.contains("loop")));
+    }
 }

@@ -124,6 +124,16 @@ impl Error {
         }
     }
 
+    /// The `error` object of `--json` output: kind, message, exit code, diagnostics.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "kind": self.kind(),
+            "message": self.to_string(),
+            "exit_code": self.exit_code(),
+            "diagnostics": self.diagnostics(),
+        })
+    }
+
     /// Diagnostics carried by the error, if any (for `--json`).
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {

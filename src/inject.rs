@@ -284,6 +284,9 @@ pub struct Plan {
     pub edits: Vec<(String, String, Value)>,
     /// The seed actually used, when one was set.
     pub seed: Option<u64>,
+    /// Things worth telling the user that do not stop the run (e.g. `--set` of an input the node
+    /// does not have yet: it may be a valid optional input, or a typo).
+    pub warnings: Vec<String>,
 }
 
 /// Resolves a user's node reference (final ID, original ID, or `_meta.title`) among `candidates`
@@ -549,6 +552,15 @@ pub fn plan(
                         names.join(", ")
                     )));
                 }
+                plan.warnings.push(format!(
+                    "--set {}.{}: node {} ({}) has no input '{}' yet; adding it (its inputs: {}). ComfyUI ignores inputs a node does not declare, so check the name",
+                    s.node,
+                    s.input,
+                    g.ids[i],
+                    g.class[i],
+                    s.input,
+                    names.join(", ")
+                ));
             }
         }
         plan.edits

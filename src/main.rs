@@ -11,15 +11,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             if json {
-                let v = serde_json::json!({
-                    "status": "error",
-                    "error": {
-                        "kind": e.kind(),
-                        "message": e.to_string(),
-                        "exit_code": e.exit_code(),
-                        "diagnostics": e.diagnostics(),
-                    }
-                });
+                let v = serde_json::json!({"status": "error", "error": e.to_json()});
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&v).expect("serializable")

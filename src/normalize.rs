@@ -12,8 +12,9 @@
 //!    source's signature and output index. Literal *values* and node IDs never enter it.
 //! 2. **Sink order.** Output (sink) nodes — nodes nobody consumes — are ordered by class type,
 //!    then signature. Only sinks whose upstream structure is identical need more: their literal
-//!    values (hashed the same way), and last the old ID; in that last case the two candidates are
-//!    identical to the letter, so the output does not depend on which is taken first.
+//!    values (hashed the same way) and their place in the rest of the graph (colour refinement,
+//!    see [`refine`]), and last the old ID; in that last case the candidates are
+//!    indistinguishable, so the output does not depend on which is taken first.
 //! 3. **Visit order.** A depth-first walk from each sink in that order follows inputs in each
 //!    node's own input order; each node is numbered when it is left (post-order), so dependencies
 //!    come before their consumers, and that is also the order nodes are written in.
@@ -444,6 +445,74 @@ fn signatures<S: Structure>(g: &S, topo: &[usize], literals: bool) -> Vec<u64> {
     sig
 }
 
+/// Colour refinement (Weisfeiler-Lehman) for breaking ties between structurally identical sinks.
+///
+/// Starts from the full upstream signature (structure *and* literal values) and repeatedly mixes
+/// in each node's input colours (in input order) and the sorted colours of its consumers, until
+/// the number of distinct colours stops growing. Two sinks whose upstream copies differ only in
+/// where else they are used (one `LoadImage` also feeds a preview, its twin does not) end up with
+/// different colours, so their order no longer depends on old IDs or file order. Only run when
+/// such ties exist, so it costs nothing on ordinary workflows.
+fn refine<S: Structure>(g: &S, links: &Links, mut color: Vec<u64>) -> Vec<u64> {
+    let n = g.len();
+    // Consumers of each node (compressed rows): (consumer, input name hash, output slot).
+    let mut count = vec![0u32; n + 1];
+    for &src in &links.src {
+        count[src as usize + 1] += 1;
+    }
+    for i in 0..n {
+        count[i + 1] += count[i];
+    }
+    let mut fill = count.clone();
+    let mut consumers = vec![(0u32, 0u64, 0u64); links.src.len()];
+    for i in 0..n {
+        for j in 0..g.input_count(i) {
+            if let Input::Link { src, slot } = g.input(i, j) {
+                let at = &mut fill[src];
+                consumers[*at as usize] = (i as u32, g.input_name_hash(i, j), slot);
+                *at += 1;
+            }
+        }
+    }
+    let mut scratch: Vec<u64> = Vec::with_capacity(n);
+    let mut distinct = |c: &[u64]| {
+        scratch.clear();
+        scratch.extend_from_slice(c);
+        scratch.sort_unstable();
+        scratch.dedup();
+        scratch.len()
+    };
+    let mut classes = distinct(&color);
+    let mut down: Vec<u64> = Vec::new();
+    let mut next = vec![0u64; n];
+    for _ in 0..n {
+        for (i, slot) in next.iter_mut().enumerate() {
+            let mut h = color[i];
+            for &src in links.of_node(i) {
+                h = mix(h, color[src as usize]);
+            }
+            down.clear();
+            down.extend(
+                consumers[count[i] as usize..count[i + 1] as usize]
+                    .iter()
+                    .map(|&(c, name, slot)| mix(mix(color[c as usize], name), slot)),
+            );
+            down.sort_unstable();
+            for &d in &down {
+                h = mix(h, d);
+            }
+            *slot = h;
+        }
+        let k = distinct(&next);
+        std::mem::swap(&mut color, &mut next);
+        if k <= classes {
+            break;
+        }
+        classes = k;
+    }
+    color
+}
+
 /// The outcome of the naming rule: which node goes where and what it is called.
 pub(crate) struct Plan {
     /// Node indices in output (visit) order.
@@ -514,9 +583,9 @@ pub(crate) fn plan<S: Structure>(g: &S, table: &NameTable) -> Plan {
         .windows(2)
         .any(|w| rank[w[0]] == rank[w[1]] && sig[w[0]] == sig[w[1]]);
     if has_tie {
-        let lit = signatures(g, &topo, true);
+        let color = refine(g, links, signatures(g, &topo, true));
         sinks.sort_by(|&a, &b| {
-            (rank[a], sig[a], lit[a], g.id(a)).cmp(&(rank[b], sig[b], lit[b], g.id(b)))
+            (rank[a], sig[a], color[a], g.id(a)).cmp(&(rank[b], sig[b], color[b], g.id(b)))
         });
         let mut start = 0;
         for end in 1..=sinks.len() {

@@ -141,6 +141,15 @@ impl PendingFile {
         let format = sniffed
             .map(|m| m.name().to_string())
             .unwrap_or_else(|| "unknown".into());
+        // tempfile creates files readable by the owner only; outputs are ordinary files.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = self
+                .tmp
+                .as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644));
+        }
         let (stem, ext) = split_ext(&name);
         let mut k = 0u32;
         let mut tmp = self.tmp;
@@ -293,6 +302,17 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 3, "{names:?}");
         assert!(names.iter().all(|n| !n.ends_with(".part")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saved_files_are_world_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let out = OutputDir::new(d.path(), false).unwrap();
+        let f = out.save_bytes("a.png", None, PNG).unwrap();
+        let mode = std::fs::metadata(&f.path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub fn prepare(args: &SendArgs, reporter: &Reporter) -> Result<Prepared> {
         &crate::cli::SchemaSource {
             server: None,
             object_info: args.object_info.clone(),
+            offline: false,
         },
         reporter,
     )?;
@@ -112,6 +113,9 @@ pub fn prepare(args: &SendArgs, reporter: &Reporter) -> Result<Prepared> {
             .collect::<Result<_>>()?,
     };
     let plan = inject::plan(&nodes, &doc.file, normalized.as_ref(), &opts)?;
+    for w in &plan.warnings {
+        reporter.warn(w);
+    }
     if let Some(seed) = plan.seed {
         reporter.debug(1, format!("seed: {seed}"));
     }

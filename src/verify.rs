@@ -250,7 +250,7 @@ fn consistency_checks(
             Diagnostic::info(
                 "structural_tie",
                 format!(
-                    "output nodes {} have identical structure; their normalized names are ordered by their literal values",
+                    "output nodes {} have identical structure; their normalized names are ordered by their values and where their inputs are also used",
                     tie.join(", ")
                 ),
             )

@@ -307,15 +307,15 @@ impl LinkId<'_> {
     }
 }
 
-/// A 2-element array that is shaped like a link to an existing node but whose output index is not a
-/// non-negative integer (`["5", -1]`, `["5", 0.5]`). ComfyUI treats it as a link and fails.
-fn bad_link_index<'a>(v: &'a Value, ids: &HashMap<&str, usize>) -> Option<&'a Value> {
+/// A 2-element array `[string, number]` whose number is not a non-negative integer (`["5", -1]`,
+/// `["5", 0.5]`). ComfyUI's `is_link` treats every `[str, int|float]` pair as a link, so this
+/// fails there; comfyctl reports it instead of passing it on as a literal.
+fn bad_link_index(v: &Value) -> Option<&Value> {
     let a = v.as_array()?;
-    if a.len() != 2 || a[1].as_u64().is_some() || !a[1].is_number() {
+    if a.len() != 2 || a[1].as_u64().is_some() || !a[1].is_number() || !a[0].is_string() {
         return None;
     }
-    let id = a[0].as_str()?;
-    ids.contains_key(id).then_some(&a[1])
+    Some(&a[1])
 }
 
 /// One input of a node in the graph view.
@@ -461,7 +461,7 @@ impl<'a> Graph<'a> {
                                 Input::Value
                             }
                         }
-                    } else if let Some(bad) = bad_link_index(v, &index) {
+                    } else if let Some(bad) = bad_link_index(v) {
                         diags.push(
                             Diagnostic::error(
                                 "bad_output_index",
@@ -492,12 +492,18 @@ impl<'a> Graph<'a> {
         };
         if diags.is_empty() {
             if let Some(cycle) = graph.find_cycle() {
-                let path: Vec<&str> = cycle.iter().map(|&i| graph.ids[i]).collect();
+                // `cycle` follows inputs upstream; print it the way data flows.
                 let first = cycle[0];
+                let mut flow: Vec<&str> = cycle.iter().rev().map(|&i| graph.ids[i]).collect();
+                flow.rotate_right(1);
                 diags.push(
                     Diagnostic::error(
                         "cycle",
-                        format!("is part of a cycle: {} -> {}", path.join(" -> "), path[0]),
+                        format!(
+                            "is part of a cycle (each node feeds the next): {} -> {}",
+                            flow.join(" -> "),
+                            flow[0]
+                        ),
                     )
                     .file(file)
                     .node(graph.ids[first])

@@ -98,9 +98,7 @@ impl TextInput {
 struct Pending<'a> {
     input: usize,
     target: Cow<'a, str>,
-    /// `None`: shaped like a link to a node but with an output index that is a number and not a
-    /// non-negative integer, which the general path reports as `bad_output_index`.
-    slot: Option<u64>,
+    slot: u64,
 }
 
 /// Node ID → node number. IDs of up to 7 bytes (nearly all) are kept packed in the key itself,
@@ -212,19 +210,13 @@ impl<'a> TextWorkflow<'a> {
             return None;
         }
         for p in std::mem::take(&mut wf.pending) {
-            match (wf.index.get(&p.target), p.slot) {
-                (Some(src), Some(slot)) => {
-                    // Output indices past u32 are legal but absurd; the general path has them.
-                    let slot = u32::try_from(slot).ok()?;
-                    let inp = &mut wf.inputs[p.input];
-                    inp.src = src as u32;
-                    inp.slot = slot;
-                }
-                // A link to a missing node, or a bad output index: diagnostics.
-                (Some(_), None) | (None, Some(_)) => return None,
-                // Link-shaped but pointing nowhere: a literal value.
-                (None, None) => check_literal(wf.inputs[p.input].value.get(text)).ok()?,
-            }
+            // A link to a missing node is an error with a diagnostic: the general path's job.
+            let src = wf.index.get(&p.target)?;
+            // Output indices past u32 are legal but absurd; the general path has them.
+            let slot = u32::try_from(p.slot).ok()?;
+            let inp = &mut wf.inputs[p.input];
+            inp.src = src as u32;
+            inp.slot = slot;
         }
         let links = Links::of(&wf);
         if has_cycle(&links) {
@@ -768,7 +760,7 @@ fn classify<'a>(
             pending.push(Pending {
                 input,
                 target: Cow::Borrowed(target),
-                slot: Some(slot),
+                slot,
             });
             return Ok(());
         }
@@ -776,8 +768,9 @@ fn classify<'a>(
     let pair: Pair<'a> = serde_json::from_str(s).map_err(|_| "bad array")?;
     if let (2, Some(first), Some(second)) = (pair.count, pair.first, pair.second) {
         // The same reading as `workflow::as_link` / `bad_link_index` on a parsed value:
-        // `[string | u64, u64]` is a link; `[string, other number]` to an existing node is a bad
-        // output index. With `arbitrary_precision`, `as_u64` parses the number's own text.
+        // `[string | u64, u64]` is a link; `[string, other number]` is a bad output index (an
+        // error: the general path reports it). With `arbitrary_precision`, `as_u64` parses the
+        // number's own text.
         let (f, sec) = (first.get(), second.get());
         let slot = sec.parse::<u64>().ok();
         let second_is_number = matches!(sec.as_bytes()[0], b'-' | b'0'..=b'9');
@@ -791,17 +784,12 @@ fn classify<'a>(
                 pending.push(Pending {
                     input,
                     target,
-                    slot: Some(slot),
+                    slot,
                 });
                 return Ok(());
             }
-            (Some(target), None) if second_is_number && f.starts_with('"') => {
-                pending.push(Pending {
-                    input,
-                    target,
-                    slot: None,
-                });
-                return Ok(());
+            (Some(_), None) if second_is_number && f.starts_with('"') => {
+                return Err("bad output index");
             }
             _ => {}
         }
