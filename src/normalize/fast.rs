@@ -1,0 +1,1265 @@
+//! `comfyctl normalize` straight from the workflow's text.
+//!
+//! Why this exists: a `serde_json::Value` tree built with `preserve_order` and
+//! `arbitrary_precision` (which comfyctl needs so numbers and key order survive) costs about 2 KB
+//! per node: an index map per object, a heap string per key and per number. A 100k-node workflow
+//! took ~200 MB per tree, and normalizing held the input tree, a copy for `--check`, the renamed
+//! tree, its copy in the document and the output text: ~900 MB and 3 s, slower than the Python
+//! tool it replaces. This view instead keeps node IDs, class types and input names as slices of
+//! the text, each literal value as its exact text (`&RawValue`), and writes the pretty-printed
+//! result straight to the output: memory is the text plus 64 bytes per node and 48 per input,
+//! and the time one parse, the naming rule and one write (`scripts/bench_normalize.sh`).
+//!
+//! It is only a faster road to the *same bytes* as the general path
+//! ([`super::normalize`] + `serde_json::to_string_pretty`): names and order come from the same
+//! [`super::plan`], literal values are hashed as the compact JSON `serde_json` would produce, and
+//! every value is written as `serde_json` would write it back ([`push_value`]). Whatever it does
+//! not reproduce exactly — wrapper documents, UI format, any structural problem (the general path
+//! reports those with diagnostics), duplicate keys, node IDs or input names written with escapes,
+//! very deeply nested literals, output indices past 2^32 — makes [`TextWorkflow::parse`] return
+//! `None`, and the caller takes the general path. The tests below check both claims on generated
+//! workflows with escapes, exponents, nested literals, odd `_meta`s and name collisions.
+
+use super::{hash_bytes, plan, Fnv, Links, NameTable, Plan, Structure};
+use crate::workflow::Input;
+use rustc_hash::FxHashMap;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::OnceLock;
+
+/// Literal values nested deeper than this send the file to the general path. `serde_json` stops
+/// at 128 levels counted from the top of the document (a literal input sits at level 4), and its
+/// raw-value scanner does not count levels at all; staying well below keeps both paths agreeing
+/// on which files parse.
+const MAX_LITERAL_DEPTH: usize = 100;
+
+/// From this many nodes on, a second thread helps (literal hashes, half of the output).
+const PARALLEL_NODES: usize = 20_000;
+
+/// Nodes whose data [`TextNormalized::warm`] pulls into cache ahead of writing them.
+const WARM_BATCH: usize = 64;
+
+/// One input of one node. Kept small (32 bytes: the name and the value are places in the text)
+/// and self-contained: the naming rule reads only this, never the text, so its passes over 100k
+/// nodes stay in cache.
+#[derive(Clone, Copy)]
+struct TextInput {
+    name: Span,
+    /// The value exactly as written.
+    value: Span,
+    name_hash: u64,
+    /// Link source node, or [`NOT_A_LINK`].
+    src: u32,
+    slot: u32,
+}
+
+const NOT_A_LINK: u32 = u32::MAX;
+
+/// A slice of the workflow's text, by byte offset (texts past 4 GiB take the general path).
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    /// `part` must be a slice of `text`.
+    fn of(text: &str, part: &str) -> Span {
+        Span {
+            start: (part.as_ptr() as usize - text.as_ptr() as usize) as u32,
+            len: part.len() as u32,
+        }
+    }
+
+    fn get<'a>(&self, text: &'a str) -> &'a str {
+        &text[self.start as usize..(self.start + self.len) as usize]
+    }
+}
+
+impl TextInput {
+    fn kind(&self) -> Input {
+        if self.src == NOT_A_LINK {
+            Input::Value
+        } else {
+            Input::Link {
+                src: self.src as usize,
+                slot: self.slot as u64,
+            }
+        }
+    }
+}
+
+/// A link whose target is resolved once every node ID is known (links point forward too).
+struct Pending<'a> {
+    input: usize,
+    target: Cow<'a, str>,
+    slot: u64,
+}
+
+/// Node ID → node number. IDs of up to 7 bytes (nearly all) are kept packed in the key itself,
+/// so a lookup compares integers instead of reading the ID back from a random place in the text,
+/// and the table stays small (16-byte entries) enough to mostly hit the cache.
+struct NodeIndex<'a> {
+    short: FxHashMap<u64, u32>,
+    long: FxHashMap<&'a str, u32>,
+}
+
+impl<'a> NodeIndex<'a> {
+    fn with_capacity(n: usize) -> Self {
+        NodeIndex {
+            short: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+            long: FxHashMap::default(),
+        }
+    }
+
+    fn pack(id: &str) -> Option<u64> {
+        let b = id.as_bytes();
+        (b.len() < 8).then(|| {
+            let mut k = [0u8; 8];
+            k[..b.len()].copy_from_slice(b);
+            k[7] = b.len() as u8;
+            u64::from_le_bytes(k)
+        })
+    }
+
+    /// False if `id` was already there.
+    fn insert(&mut self, id: &'a str, node: usize) -> bool {
+        match Self::pack(id) {
+            Some(k) => self.short.insert(k, node as u32).is_none(),
+            None => self.long.insert(id, node as u32).is_none(),
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<usize> {
+        match Self::pack(id) {
+            Some(k) => self.short.get(&k),
+            None => self.long.get(id),
+        }
+        .map(|&n| n as usize)
+    }
+}
+
+/// One node. Everything the naming rule and the writer need of a node is in this one 64-byte
+/// record, so visiting 100k nodes in output order costs one cache miss per node, not one per array.
+struct TextNode<'a> {
+    id: &'a str,
+    meta: Option<&'a RawValue>,
+    /// Hash of `_meta.title` (all the naming rule needs of it), taken while the text is in cache.
+    title_hash: Option<u64>,
+    /// The node's inputs are `inputs[start..start + len]`.
+    start: u32,
+    len: u32,
+    /// Index into `classes`.
+    class: u32,
+    /// 1 + index into `others`, or 0 when the node has no keys besides inputs, class_type, _meta.
+    others: u32,
+}
+
+/// A valid, acyclic API-format node map read from text. See the module docs.
+pub struct TextWorkflow<'a> {
+    nodes: Vec<TextNode<'a>>,
+    /// Class types, interned: comparing and hashing them touches this small table, not the text.
+    classes: Vec<(Cow<'a, str>, u64)>,
+    class_index: FxHashMap<Cow<'a, str>, u32>,
+    /// Node keys other than `inputs`, `class_type` and `_meta`, in file order (rare).
+    others: Vec<Vec<(Cow<'a, str>, &'a RawValue)>>,
+    inputs: Vec<TextInput>,
+    text: &'a str,
+    /// Hashes of literal inputs (by input index), computed on first use in one sequential pass
+    /// over the text: only needed when structurally identical sinks must be ordered.
+    literal_hashes: OnceLock<Vec<u64>>,
+    index: NodeIndex<'a>,
+    pending: Vec<Pending<'a>>,
+    links: Option<Links>,
+    text_len: usize,
+}
+
+impl<'a> TextWorkflow<'a> {
+    /// Reads a bare node map; `None` when the general path must handle this text (see module docs).
+    pub fn parse(text: &'a str) -> Option<Self> {
+        // Generous first guesses (a node takes at least ~40 bytes of text, an input ~6), so the
+        // big vectors are not copied while they grow; unused capacity is never touched.
+        let mut wf = TextWorkflow {
+            nodes: Vec::with_capacity(text.len() / 256),
+            classes: Vec::new(),
+            class_index: FxHashMap::default(),
+            others: Vec::new(),
+            inputs: Vec::with_capacity(text.len() / 64),
+            literal_hashes: OnceLock::new(),
+            index: NodeIndex::with_capacity(text.len() / 256),
+            pending: Vec::with_capacity(text.len() / 128),
+            links: None,
+            text_len: text.len(),
+            text,
+        };
+        if text.len() > u32::MAX as usize {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        TopSeed(&mut wf).deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        if wf.nodes.is_empty()
+            || wf.nodes.len() >= NOT_A_LINK as usize
+            || wf.inputs.len() > u32::MAX as usize
+        {
+            return None;
+        }
+        for p in std::mem::take(&mut wf.pending) {
+            // A link to a missing node is an error with a diagnostic: the general path's job.
+            let src = wf.index.get(&p.target)?;
+            // Output indices past u32 are legal but absurd; the general path has them.
+            let slot = u32::try_from(p.slot).ok()?;
+            let inp = &mut wf.inputs[p.input];
+            inp.src = src as u32;
+            inp.slot = slot;
+        }
+        let links = Links::of(&wf);
+        if has_cycle(&links) {
+            return None;
+        }
+        wf.links = Some(links);
+        Some(wf)
+    }
+
+    /// Runs the naming rule.
+    pub fn normalize(&self, table: &NameTable) -> TextNormalized<'_, 'a> {
+        let plan = if self.nodes.len() >= PARALLEL_NODES {
+            // Large workflows usually repeat pipelines, so structurally identical sinks and with
+            // them the literal hashes are likely needed: hash on the second core meanwhile.
+            std::thread::scope(|s| {
+                s.spawn(|| self.literal_hashes());
+                plan(self, table)
+            })
+        } else {
+            plan(self, table)
+        };
+        TextNormalized { wf: self, plan }
+    }
+
+    /// Hashes of every literal input, by input index (0 for links).
+    fn literal_hashes(&self) -> &[u64] {
+        self.literal_hashes.get_or_init(|| {
+            self.inputs
+                .iter()
+                .map(|inp| {
+                    if inp.src != NOT_A_LINK {
+                        return 0;
+                    }
+                    let mut h = Fnv::new();
+                    // Checked at parse time, and a hasher never fails to write.
+                    let _ = write_compact(&mut h, inp.value.get(self.text));
+                    h.finish()
+                })
+                .collect()
+        })
+    }
+
+    fn node_inputs(&self, i: usize) -> &[TextInput] {
+        let n = &self.nodes[i];
+        &self.inputs[n.start as usize..(n.start + n.len) as usize]
+    }
+}
+
+impl Structure for TextWorkflow<'_> {
+    fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    fn id(&self, i: usize) -> &str {
+        self.nodes[i].id
+    }
+    fn class(&self, i: usize) -> &str {
+        &self.classes[self.nodes[i].class as usize].0
+    }
+    fn class_hash(&self, i: usize) -> u64 {
+        self.classes[self.nodes[i].class as usize].1
+    }
+    fn title_hash(&self, i: usize) -> Option<u64> {
+        self.nodes[i].title_hash
+    }
+    fn input_count(&self, i: usize) -> usize {
+        self.nodes[i].len as usize
+    }
+    fn input(&self, i: usize, j: usize) -> Input {
+        self.inputs[self.nodes[i].start as usize + j].kind()
+    }
+    fn input_name_hash(&self, i: usize, j: usize) -> u64 {
+        self.inputs[self.nodes[i].start as usize + j].name_hash
+    }
+    fn literal_hash(&self, i: usize, j: usize) -> u64 {
+        self.literal_hashes()[self.nodes[i].start as usize + j]
+    }
+    fn links(&self) -> Option<&Links> {
+        self.links.as_ref()
+    }
+    fn prefetch(&self, nodes: &[usize]) {
+        // See `TextNormalized::warm`: independent reads, so the cache misses overlap.
+        let mut acc = 0u64;
+        for &i in nodes {
+            let n = &self.nodes[i];
+            acc = acc.wrapping_add(n.class as u64);
+            for inp in &self.inputs[n.start as usize..(n.start + n.len) as usize] {
+                acc = acc.wrapping_add(inp.name_hash);
+            }
+        }
+        std::hint::black_box(acc);
+    }
+}
+
+/// Whether any link path leads from a node back to itself (three-colour iterative DFS).
+fn has_cycle(links: &Links) -> bool {
+    // 0 = unseen, 1 = on the stack, 2 = done
+    let n = links.len();
+    let mut state = vec![0u8; n];
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for start in 0..n {
+        if state[start] != 0 {
+            continue;
+        }
+        state[start] = 1;
+        stack.push((start, 0));
+        while let Some(top) = stack.last_mut() {
+            let (node, pos) = *top;
+            let row = links.of_node(node);
+            if pos < row.len() {
+                top.1 += 1;
+                let src = row[pos] as usize;
+                match state[src] {
+                    0 => {
+                        state[src] = 1;
+                        stack.push((src, 0));
+                    }
+                    1 => return true,
+                    _ => {}
+                }
+            } else {
+                state[node] = 2;
+                stack.pop();
+            }
+        }
+    }
+    false
+}
+
+/// A normalized [`TextWorkflow`], ready to be written.
+pub struct TextNormalized<'w, 'a> {
+    wf: &'w TextWorkflow<'a>,
+    plan: Plan,
+}
+
+impl TextNormalized<'_, '_> {
+    /// `(old ID, new ID)` in output order.
+    pub fn map(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.plan
+            .order
+            .iter()
+            .map(|&i| (self.wf.nodes[i].id, self.plan.new_id(i)))
+    }
+
+    /// Groups of structurally identical sinks ordered by literal values (see `Normalized`).
+    pub fn literal_ties(&self) -> &[Vec<String>] {
+        &self.plan.literal_ties
+    }
+
+    /// Writes the normalized workflow exactly as the general path would: `serde_json`'s pretty
+    /// format with two-space indent and a final newline; node keys in the order inputs,
+    /// class_type, _meta, then the others. Output is assembled in a buffer and handed to `w` in
+    /// large chunks. A large workflow's second half is formatted on a second thread meanwhile.
+    pub fn write_pretty<W: Write>(&self, mut w: W) -> io::Result<()> {
+        const CHUNK: usize = 1 << 16;
+        let order = &self.plan.order;
+        let split = if order.len() >= PARALLEL_NODES {
+            order.len() / 2
+        } else {
+            order.len()
+        };
+        std::thread::scope(|s| {
+            let second = (split < order.len()).then(|| {
+                s.spawn(move || -> io::Result<Vec<u8>> {
+                    // Sized up front (output is about the input's size; a little over for the
+                    // indentation) so the half-written output is never copied while it grows.
+                    let mut b = Vec::with_capacity(self.wf.text_len / 2 + self.wf.text_len / 8);
+                    let mut scratch = Vec::new();
+                    for (k, batch) in order[split..].chunks(WARM_BATCH).enumerate() {
+                        self.warm(batch);
+                        for (j, &i) in batch.iter().enumerate() {
+                            self.push_node(&mut b, split + k * WARM_BATCH + j, i, &mut scratch)?;
+                        }
+                    }
+                    Ok(b)
+                })
+            });
+            let mut scratch = Vec::new();
+            let mut b: Vec<u8> = Vec::with_capacity(CHUNK + 4096);
+            b.push(b'{');
+            for (k, batch) in order[..split].chunks(WARM_BATCH).enumerate() {
+                self.warm(batch);
+                for (j, &i) in batch.iter().enumerate() {
+                    self.push_node(&mut b, k * WARM_BATCH + j, i, &mut scratch)?;
+                }
+                if b.len() >= CHUNK {
+                    w.write_all(&b)?;
+                    b.clear();
+                }
+            }
+            w.write_all(&b)?;
+            if let Some(second) = second {
+                let rest = second
+                    .join()
+                    .map_err(|_| io::Error::other("the formatting thread panicked"))??;
+                w.write_all(&rest)?;
+            }
+            w.write_all(b"\n}\n")?;
+            w.flush()
+        })
+    }
+
+    /// Reads a byte of everything the next `batch` of nodes will be written from. Output order
+    /// jumps around the file, and writing one node is a chain of dependent reads (node, its
+    /// inputs, their text) that each miss the cache on a large workflow; this loop's reads are
+    /// independent of each other, so the processor overlaps the misses — a prefetch without
+    /// `unsafe`.
+    fn warm(&self, batch: &[usize]) {
+        let wf = self.wf;
+        let text = wf.text.as_bytes();
+        let mut acc = 0usize;
+        for &i in batch {
+            let node = &wf.nodes[i];
+            acc = acc.wrapping_add(node.id.len());
+            for inp in wf.node_inputs(i) {
+                acc = acc
+                    .wrapping_add(text[inp.name.start as usize] as usize)
+                    .wrapping_add(text[inp.value.start as usize] as usize);
+            }
+        }
+        std::hint::black_box(acc);
+    }
+
+    /// Appends node `i`, the `pos`-th in output order, with the separator before it.
+    fn push_node(
+        &self,
+        b: &mut Vec<u8>,
+        pos: usize,
+        i: usize,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<()> {
+        let (wf, plan) = (self.wf, &self.plan);
+        b.extend_from_slice(if pos == 0 { b"\n  " } else { b",\n  " });
+        push_str(b, plan.new_id(i));
+        b.extend_from_slice(b": {\n    \"inputs\": ");
+        let inputs = wf.node_inputs(i);
+        if inputs.is_empty() {
+            b.extend_from_slice(b"{}");
+        } else {
+            b.push(b'{');
+            for (j, inp) in inputs.iter().enumerate() {
+                b.extend_from_slice(if j == 0 { b"\n      " } else { b",\n      " });
+                push_str(b, inp.name.get(wf.text));
+                b.extend_from_slice(b": ");
+                if inp.src == NOT_A_LINK {
+                    push_value(b, inp.value.get(wf.text), 3, scratch)?;
+                } else {
+                    b.extend_from_slice(b"[\n        ");
+                    push_str(b, plan.new_id(inp.src as usize));
+                    b.extend_from_slice(b",\n        ");
+                    push_u32(b, inp.slot);
+                    b.extend_from_slice(b"\n      ]");
+                }
+            }
+            b.extend_from_slice(b"\n    }");
+        }
+        b.extend_from_slice(b",\n    \"class_type\": ");
+        push_str(b, wf.class(i));
+        let node = &wf.nodes[i];
+        if let Some(m) = node.meta {
+            b.extend_from_slice(b",\n    \"_meta\": ");
+            match simple_title(m.get()) {
+                Some(title) => {
+                    b.extend_from_slice(b"{\n      \"title\": ");
+                    push_str(b, title);
+                    b.extend_from_slice(b"\n    }");
+                }
+                None => push_value(b, m.get(), 2, scratch)?,
+            }
+        }
+        let others = match node.others {
+            0 => &[][..],
+            k => &wf.others[k as usize - 1][..],
+        };
+        for (k, v) in others {
+            b.extend_from_slice(b",\n    ");
+            push_str(b, k);
+            b.extend_from_slice(b": ");
+            push_value(b, v.get(), 2, scratch)?;
+        }
+        b.extend_from_slice(b"\n  }");
+        Ok(())
+    }
+}
+
+fn json_err(e: serde_json::Error) -> io::Error {
+    io::Error::other(e)
+}
+
+/// Whether `s`, a valid JSON string's contents, would be written back by `serde_json` unchanged.
+fn plain(s: &str) -> bool {
+    !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// A string as `serde_json` writes it.
+fn push_str(b: &mut Vec<u8>, s: &str) {
+    if plain(s) {
+        b.push(b'"');
+        b.extend_from_slice(s.as_bytes());
+        b.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *b, s).expect("writing a string to memory cannot fail");
+    }
+}
+
+fn push_u32(b: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut k = digits.len();
+    loop {
+        k -= 1;
+        digits[k] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    b.extend_from_slice(&digits[k..]);
+}
+
+/// Whether the raw text of a scalar is exactly what `serde_json` writes for its parsed value:
+/// a string without escapes, `true`/`false`/`null`, or a number without an exponent.
+/// (With `arbitrary_precision`, a number keeps its digits as written, but an exponent is written
+/// back as `e+N`/`e-N`: `1E5` becomes `1e+5`.)
+fn verbatim(s: &str) -> bool {
+    match s.as_bytes()[0] {
+        b'"' => !s.contains('\\'),
+        b't' | b'f' | b'n' => true,
+        b'-' | b'0'..=b'9' => !s.bytes().any(|b| b == b'e' || b == b'E'),
+        _ => false,
+    }
+}
+
+/// A literal as `serde_json::to_string` would write it (used for literal hashes).
+fn write_compact<W: Write>(w: &mut W, s: &str) -> io::Result<()> {
+    if verbatim(s) {
+        w.write_all(s.as_bytes())
+    } else {
+        let v: Value = serde_json::from_str(s).map_err(json_err)?;
+        serde_json::to_writer(w, &v).map_err(json_err)
+    }
+}
+
+/// A literal as `serde_json::to_string_pretty` writes it when it sits `level` levels deep.
+fn push_value(b: &mut Vec<u8>, s: &str, level: usize, scratch: &mut Vec<u8>) -> io::Result<()> {
+    if verbatim(s) {
+        b.extend_from_slice(s.as_bytes());
+        return Ok(());
+    }
+    let v: Value = serde_json::from_str(s).map_err(json_err)?;
+    scratch.clear();
+    serde_json::to_writer_pretty(&mut *scratch, &v).map_err(json_err)?;
+    // JSON text has no raw newlines inside strings, so every newline is a line break of the
+    // pretty format and gets this value's indentation.
+    let mut lines = scratch.split(|&c| c == b'\n');
+    if let Some(first) = lines.next() {
+        b.extend_from_slice(first);
+    }
+    for line in lines {
+        b.push(b'\n');
+        for _ in 0..level {
+            b.extend_from_slice(b"  ");
+        }
+        b.extend_from_slice(line);
+    }
+    Ok(())
+}
+
+/// Nesting depth of `[`/`{` in valid JSON text, or `None` past [`MAX_LITERAL_DEPTH`].
+fn depth_ok(s: &str) -> bool {
+    let (mut depth, mut in_str, mut esc) = (0usize, false, false);
+    for b in s.bytes() {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if b == b'\\' {
+                esc = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+        } else {
+            match b {
+                b'"' => in_str = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > MAX_LITERAL_DEPTH {
+                        return false;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    true
+}
+
+/// Checks that a literal parses as a `Value` exactly as in the general path. The raw-value
+/// scanner accepts some text the full parser rejects (lone surrogate escapes such as `"\ud800"`,
+/// unlimited nesting); such a file goes to the general path, which reports it.
+fn check_literal(s: &str) -> Result<(), &'static str> {
+    match s.as_bytes()[0] {
+        b'"' if s.contains('\\') => serde_json::from_str::<String>(s)
+            .map(drop)
+            .map_err(|_| "bad string"),
+        b'[' | b'{' => {
+            if !depth_ok(s) {
+                return Err("too deep");
+            }
+            serde_json::from_str::<Value>(s)
+                .map(drop)
+                .map_err(|_| "bad value")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A string's decoded contents, borrowed from the text when it has no escapes.
+fn decode_str(raw: &RawValue) -> Result<Cow<'_, str>, &'static str> {
+    let s = raw.get();
+    if s.contains('\\') {
+        serde_json::from_str::<String>(s)
+            .map(Cow::Owned)
+            .map_err(|_| "bad string")
+    } else {
+        Ok(Cow::Borrowed(&s[1..s.len() - 1]))
+    }
+}
+
+/// `_meta.title` when it is a string, as `Graph` reads it (`node["_meta"]["title"].as_str()`).
+fn meta_title(raw: &RawValue) -> Result<Option<Cow<'_, str>>, &'static str> {
+    let s = raw.get();
+    if !s.starts_with('{') {
+        check_literal(raw.get())?;
+        return Ok(None);
+    }
+    if let Some(title) = simple_title(s) {
+        return Ok(Some(Cow::Borrowed(title)));
+    }
+    if !depth_ok(s) {
+        return Err("too deep");
+    }
+    if !s.contains('\\') {
+        // Without escapes every string in it is valid, so this agrees with a `Value` parse;
+        // a repeated or non-string `title` falls through to the exact reading below.
+        #[derive(Deserialize)]
+        struct Meta<'a> {
+            #[serde(borrow)]
+            title: Option<CowStr<'a>>,
+        }
+        if let Ok(m) = serde_json::from_str::<Meta>(s) {
+            return Ok(m.title.map(|t| t.0));
+        }
+    }
+    let v: Value = serde_json::from_str(s).map_err(|_| "bad _meta")?;
+    Ok(v.get("title")
+        .and_then(Value::as_str)
+        .map(|t| Cow::Owned(t.to_owned())))
+}
+
+/// A tiny cursor over valid JSON text, for the two shapes that make up most of a workflow.
+struct Cursor<'a> {
+    s: &'a str,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn ws(&mut self) {
+        let b = self.s.as_bytes();
+        while self.at < b.len() && matches!(b[self.at], b' ' | b'\n' | b'\r' | b'\t') {
+            self.at += 1;
+        }
+    }
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.s.as_bytes().get(self.at) == Some(&c)).then(|| self.at += 1)
+    }
+    /// A string without escapes; its contents.
+    fn plain_str(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let rest = &self.s[self.at..];
+        let end = rest.find('"')?;
+        let body = &rest[..end];
+        (!body.contains('\\')).then(|| {
+            self.at += end + 1;
+            body
+        })
+    }
+    fn digits(&mut self) -> Option<&'a str> {
+        self.ws();
+        let rest = &self.s[self.at..];
+        let end = rest
+            .bytes()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        (end > 0).then(|| {
+            self.at += end;
+            &rest[..end]
+        })
+    }
+    fn end(&mut self, c: u8) -> Option<()> {
+        self.eat(c)?;
+        (self.at == self.s.len()).then_some(())
+    }
+}
+
+/// `["id", 0]` (any whitespace, no escapes in the ID, the index plain digits): the ID and the
+/// index's digits. The text is already known to be valid JSON, so this is exact for that shape;
+/// every other shape goes through [`Pair`].
+fn simple_link(s: &str) -> Option<(&str, &str)> {
+    let mut c = Cursor { s, at: 0 };
+    c.eat(b'[')?;
+    let id = c.plain_str()?;
+    c.eat(b',')?;
+    let slot = c.digits()?;
+    c.end(b']')?;
+    Some((id, slot))
+}
+
+/// `{"title": "..."}` with nothing else and no escapes: the title.
+fn simple_title(s: &str) -> Option<&str> {
+    let mut c = Cursor { s, at: 0 };
+    c.eat(b'{')?;
+    (c.plain_str()? == "title").then_some(())?;
+    c.eat(b':')?;
+    let title = c.plain_str()?;
+    c.end(b'}')?;
+    Some(title)
+}
+
+/// Records input `input` (value `raw`) as a pending link, or checks it as a literal.
+fn classify<'a>(
+    raw: &'a RawValue,
+    input: usize,
+    pending: &mut Vec<Pending<'a>>,
+) -> Result<(), &'static str> {
+    let s = raw.get();
+    if !s.starts_with('[') {
+        return check_literal(raw.get());
+    }
+    if let Some((target, slot)) = simple_link(s) {
+        if let Ok(slot) = slot.parse::<u64>() {
+            pending.push(Pending {
+                input,
+                target: Cow::Borrowed(target),
+                slot,
+            });
+            return Ok(());
+        }
+    }
+    let pair: Pair<'a> = serde_json::from_str(s).map_err(|_| "bad array")?;
+    if let (2, Some(first), Some(second)) = (pair.count, pair.first, pair.second) {
+        // The same reading as `workflow::as_link` / `bad_link_index` on a parsed value:
+        // `[string | u64, u64]` is a link; `[string, other number]` is a bad output index (an
+        // error: the general path reports it). With `arbitrary_precision`, `as_u64` parses the
+        // number's own text.
+        let (f, sec) = (first.get(), second.get());
+        let slot = sec.parse::<u64>().ok();
+        let second_is_number = matches!(sec.as_bytes()[0], b'-' | b'0'..=b'9');
+        let target = match f.as_bytes()[0] {
+            b'"' => Some(decode_str(first)?),
+            b'0'..=b'9' if slot.is_some() && f.parse::<u64>().is_ok() => Some(Cow::Borrowed(f)),
+            _ => None,
+        };
+        match (target, slot) {
+            (Some(target), Some(slot)) => {
+                pending.push(Pending {
+                    input,
+                    target,
+                    slot,
+                });
+                return Ok(());
+            }
+            (Some(_), None) if second_is_number && f.starts_with('"') => {
+                return Err("bad output index");
+            }
+            _ => {}
+        }
+    }
+    check_literal(raw.get())
+}
+
+/// A string, borrowed from the text when it has no escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for CowStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The first two elements of an array and its length, without allocating.
+struct Pair<'a> {
+    count: usize,
+    first: Option<&'a RawValue>,
+    second: Option<&'a RawValue>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Pair<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Pair<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut p = Pair {
+                    count: 0,
+                    first: None,
+                    second: None,
+                };
+                while let Some(e) = seq.next_element::<&'de RawValue>()? {
+                    match p.count {
+                        0 => p.first = Some(e),
+                        1 => p.second = Some(e),
+                        _ => {}
+                    }
+                    p.count += 1;
+                }
+                Ok(p)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
+/// The top-level object: node ID → node.
+struct TopSeed<'b, 'a>(&'b mut TextWorkflow<'a>);
+
+impl<'de> DeserializeSeed<'de> for TopSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TopSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an API-format node map")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let wf = self.0;
+        while let Some(CowStr(key)) = map.next_key()? {
+            let Cow::Borrowed(id) = key else {
+                return Err(A::Error::custom("node ID with escapes"));
+            };
+            if !wf.index.insert(id, wf.nodes.len()) {
+                return Err(A::Error::custom("duplicate node ID"));
+            }
+            map.next_value_seed(NodeSeed(&mut *wf, id))?;
+        }
+        Ok(())
+    }
+}
+
+/// One node object.
+struct NodeSeed<'b, 'a>(&'b mut TextWorkflow<'a>, &'a str);
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NodeSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a node object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let (wf, id) = (self.0, self.1);
+        let start = wf.inputs.len();
+        let mut class: Option<Cow<'de, str>> = None;
+        let mut meta: Option<&'de RawValue> = None;
+        let mut has_inputs = false;
+        let mut others: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+        let dup = || A::Error::custom("duplicate key");
+        while let Some(CowStr(key)) = map.next_key()? {
+            match &*key {
+                "inputs" => {
+                    if has_inputs {
+                        return Err(dup());
+                    }
+                    has_inputs = true;
+                    map.next_value_seed(InputsSeed(&mut *wf))?;
+                }
+                "class_type" => {
+                    if class.is_some() {
+                        return Err(dup());
+                    }
+                    let CowStr(c) = map.next_value()?;
+                    if c.is_empty() {
+                        return Err(A::Error::custom("empty class_type"));
+                    }
+                    class = Some(c);
+                }
+                "_meta" => {
+                    if meta.is_some() {
+                        return Err(dup());
+                    }
+                    meta = Some(map.next_value()?);
+                }
+                _ => {
+                    let v: &'de RawValue = map.next_value()?;
+                    if others.len() >= 64 || others.iter().any(|(k, _)| *k == key) {
+                        return Err(dup());
+                    }
+                    check_literal(v.get()).map_err(A::Error::custom)?;
+                    others.push((key, v));
+                }
+            }
+        }
+        let (Some(class), true) = (class, has_inputs) else {
+            return Err(A::Error::custom("not a complete node"));
+        };
+        let title = match meta {
+            Some(m) => meta_title(m).map_err(A::Error::custom)?,
+            None => None,
+        };
+        let class = match wf.class_index.get(&class) {
+            Some(&k) => k,
+            None => {
+                let k = wf.classes.len() as u32;
+                wf.classes
+                    .push((class.clone(), hash_bytes(class.as_bytes())));
+                wf.class_index.insert(class, k);
+                k
+            }
+        };
+        let others = if others.is_empty() {
+            0
+        } else {
+            wf.others.push(others);
+            wf.others.len() as u32
+        };
+        wf.nodes.push(TextNode {
+            id,
+            meta,
+            title_hash: title.map(|t| hash_bytes(t.as_bytes())),
+            start: start as u32,
+            len: (wf.inputs.len() - start) as u32,
+            class,
+            others,
+        });
+        Ok(())
+    }
+}
+
+/// A node's `inputs` object.
+struct InputsSeed<'b, 'a>(&'b mut TextWorkflow<'a>);
+
+impl<'de> DeserializeSeed<'de> for InputsSeed<'_, 'de> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for InputsSeed<'_, 'de> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an inputs object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let wf = self.0;
+        let first = wf.inputs.len();
+        while let Some(CowStr(name)) = map.next_key()? {
+            let Cow::Borrowed(name) = name else {
+                return Err(A::Error::custom("input name with escapes"));
+            };
+            let value: &'de RawValue = map.next_value()?;
+            classify(value, wf.inputs.len(), &mut wf.pending).map_err(A::Error::custom)?;
+            wf.inputs.push(TextInput {
+                name: Span::of(wf.text, name),
+                value: Span::of(wf.text, value.get()),
+                name_hash: hash_bytes(name.as_bytes()),
+                src: NOT_A_LINK,
+                slot: 0,
+            });
+        }
+        // Repeated input names: `serde_json::Map` keeps one, in the first one's place; leave that
+        // to the general path.
+        let text = wf.text;
+        let names = &wf.inputs[first..];
+        let repeated = if names.len() <= 16 {
+            names.iter().enumerate().any(|(k, a)| {
+                names[..k]
+                    .iter()
+                    .any(|b| a.name.get(text) == b.name.get(text))
+            })
+        } else {
+            let mut sorted: Vec<&str> = names.iter().map(|t| t.name.get(text)).collect();
+            sorted.sort_unstable();
+            sorted.windows(2).any(|w| w[0] == w[1])
+        };
+        if repeated {
+            return Err(A::Error::custom("duplicate input name"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The fast path must give the general path's bytes, or step aside (`None`).
+    use super::*;
+    use crate::normalize::normalize;
+    use crate::workflow::Document;
+    use proptest::prelude::*;
+
+    /// The general path: `comfyctl normalize` on a document that is not a plain node map.
+    fn general(text: &str, table: &NameTable) -> Option<String> {
+        let mut doc = Document::parse(text, "t").ok()?;
+        let n = normalize(doc.nodes(), "t", table).ok()?;
+        doc.set_nodes(n.nodes);
+        Some(doc.to_pretty_string())
+    }
+
+    fn fast(text: &str, table: &NameTable) -> Option<String> {
+        let wf = TextWorkflow::parse(text)?;
+        let mut out = Vec::new();
+        wf.normalize(table).write_pretty(&mut out).unwrap();
+        Some(String::from_utf8(out).unwrap())
+    }
+
+    /// Same bytes whenever the fast path takes the file; and it never takes a file the general
+    /// path rejects.
+    fn agree(text: &str, table: &NameTable) -> Result<bool, TestCaseError> {
+        let g = general(text, table);
+        let f = fast(text, table);
+        if let Some(f) = &f {
+            prop_assert_eq!(Some(f), g.as_ref(), "input:\n{}", text);
+        }
+        Ok(f.is_some())
+    }
+
+    const LITERALS: &[&str] = &[
+        r#""plain text""#,
+        r#""with \"quote\" and \\ backslash""#,
+        r#""\u00e9\n\t tab""#,
+        r#""\/slash""#,
+        r#""é ünïcödé 色调""#,
+        "1",
+        "-0",
+        "6.0",
+        "6",
+        "1E5",
+        "1e-3",
+        "2.5E+10",
+        "123456789012345678901234567890",
+        "987948718394761",
+        "-17",
+        "0.10",
+        "true",
+        "false",
+        "null",
+        "[]",
+        "{}",
+        r#"[1, "a", {"k": [2, 1e2]}]"#,
+        r#"{"a": 1, "a": 2}"#,
+        r#"{"__value__": [1, 2]}"#,
+        r#"["nope", 0]"#,
+        r#"[5.5, 0]"#,
+        r#"["x", 0, 1]"#,
+        r#"[ "5" , 1e0 ]"#,
+        r#"{"nested":{"deeper":{"s":"\u0041"}}}"#,
+    ];
+    const CLASSES: &[&str] = &[
+        "KSampler",
+        "CLIPTextEncode",
+        "VAEDecode",
+        "VAE Decode",
+        "SaveImage",
+        "LoadImage",
+        "K\\u0053ampler",
+        "UNETLoader",
+    ];
+    const METAS: &[&str] = &[
+        r#"{"title": "T"}"#,
+        r#"{ "title" : "Same" }"#,
+        r#"{"title": "a\u00e9"}"#,
+        r#"{"title": 5}"#,
+        r#"{"x": 1, "title": "t"}"#,
+        r#"{"title": "a", "title": "b"}"#,
+        r#""just a string""#,
+        r#"["title"]"#,
+        "{}",
+    ];
+
+    /// One node's text: (class, literal picks, link picks to earlier nodes, meta, extra key).
+    type NodeSpec = (usize, Vec<(usize, usize)>, Option<usize>, bool);
+
+    fn node_text(
+        k: usize,
+        spec: &NodeSpec,
+        ids: &[String],
+        int_links: bool,
+        pretty: bool,
+    ) -> String {
+        let (class, inputs, meta, extra) = spec;
+        let sep = if pretty { ",\n      " } else { "," };
+        let mut ins = Vec::new();
+        for (j, &(kind, pick)) in inputs.iter().enumerate() {
+            let v = if kind % 3 == 0 && k > 0 {
+                let target = &ids[pick % k];
+                let slot = pick % 3;
+                match (int_links, pick % 4) {
+                    (true, 0) => format!("[{target}, {slot}]"),
+                    (_, 1) => format!("[\n  \"{target}\",\n  {slot}\n]"),
+                    (_, 2) => format!("[\"{target}\", -1]"),
+                    _ => format!("[\"{target}\",{slot}]"),
+                }
+            } else {
+                LITERALS[pick % LITERALS.len()].to_string()
+            };
+            ins.push(format!("\"in{}\": {v}", j % 5));
+        }
+        let mut s = format!(
+            "{{\"inputs\": {{{}}}, \"class_type\": \"{}\"",
+            ins.join(sep),
+            CLASSES[*class % CLASSES.len()]
+        );
+        if let Some(m) = meta {
+            s.push_str(&format!(", \"_meta\": {}", METAS[m % METAS.len()]));
+        }
+        if *extra {
+            s.push_str(", \"color\": \"#322\"");
+        }
+        s.push('}');
+        s
+    }
+
+    fn node_spec() -> impl Strategy<Value = NodeSpec> {
+        (
+            0..CLASSES.len(),
+            proptest::collection::vec((0usize..3, 0usize..64), 0..5),
+            proptest::option::of(0..METAS.len()),
+            proptest::bool::weighted(0.1),
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn fast_path_matches_general_path(
+            specs in proptest::collection::vec(node_spec(), 1..12),
+            int_ids in any::<bool>(),
+            pretty in any::<bool>(),
+            reverse in any::<bool>(),
+            clash in any::<bool>(),
+        ) {
+            let ids: Vec<String> = (0..specs.len())
+                .map(|k| if int_ids { (k * 7 + 3).to_string() } else { format!("n{k}") })
+                .collect();
+            let mut entries: Vec<String> = specs
+                .iter()
+                .enumerate()
+                .map(|(k, spec)| format!("\"{}\": {}", ids[k], node_text(k, spec, &ids, int_ids, pretty)))
+                .collect();
+            if reverse {
+                entries.reverse();
+            }
+            let text = format!("{{{}}}", entries.join(if pretty { ",\n  " } else { "," }));
+            let mut table = NameTable::builtin();
+            if clash {
+                table
+                    .extend_from_json(&serde_json::json!({"SaveImage": "ksampler_2", "LoadImage": "ksampler_1"}))
+                    .unwrap();
+            }
+            agree(&text, &table)?;
+        }
+    }
+
+    #[test]
+    fn takes_the_common_shapes() {
+        let t = NameTable::builtin();
+        let wan = include_str!("../../workflows/wan_i2v.json");
+        assert!(agree(wan, &t).unwrap(), "the fast path takes wan_i2v.json");
+        let compact = r#"{"1":{"inputs":{"seed":987948718394761,"cfg":6.0,"d":1e-3,"x":6},"class_type":"KSampler"},"2":{"inputs":{"samples":["1",0]},"class_type":"VAEDecode","_meta":{"title":"V"}}}"#;
+        assert!(agree(compact, &t).unwrap());
+        let out = fast(compact, &t).unwrap();
+        assert!(out.contains("\"seed\": 987948718394761,"), "{out}");
+        assert!(out.contains("\"cfg\": 6.0,"), "{out}");
+        assert!(out.contains("\"d\": 1e-3,"), "{out}");
+    }
+
+    #[test]
+    fn steps_aside_for_what_it_does_not_handle() {
+        let t = NameTable::builtin();
+        let cases = [
+            // wrappers
+            r#"{"input": {"workflow": {"1": {"class_type": "A", "inputs": {}}}, "images": []}}"#,
+            r#"{"prompt": {"1": {"class_type": "A", "inputs": {}}}, "client_id": "c"}"#,
+            // UI format
+            r#"{"nodes": [], "links": [], "version": 0.4}"#,
+            // structural problems (the general path reports them)
+            r#"{"1": {"class_type": "A", "inputs": {"x": ["9", 0]}}}"#,
+            r#"{"1": {"class_type": "A", "inputs": {"x": ["1", -1]}}}"#,
+            r#"{"1": {"class_type": "A", "inputs": {"x": ["2", 0]}}, "2": {"class_type": "A", "inputs": {"x": ["1", 0]}}}"#,
+            r#"{"1": {"class_type": "", "inputs": {}}}"#,
+            r#"{"1": {"inputs": {}}}"#,
+            r#"{"1": {"class_type": "A"}}"#,
+            r#"{"1": 5}"#,
+            "{}",
+            "[]",
+            // duplicate keys and escaped IDs
+            r#"{"1": {"class_type": "A", "inputs": {}}, "1": {"class_type": "B", "inputs": {}}}"#,
+            r#"{"1": {"class_type": "A", "class_type": "B", "inputs": {}}}"#,
+            r#"{"1": {"class_type": "A", "inputs": {"x": 1, "x": 2}}}"#,
+            r#"{"\u0031": {"class_type": "A", "inputs": {}}}"#,
+            // text serde_json's full parser rejects
+            r#"{"1": {"class_type": "A", "inputs": {"x": "\ud800"}}}"#,
+            r#"{"1": {"class_type": "A", "inputs": {}}} x"#,
+        ];
+        for text in cases {
+            assert!(fast(text, &t).is_none(), "fast path took {text}");
+        }
+        let deep = format!(
+            r#"{{"1": {{"class_type": "A", "inputs": {{"x": {}1{}}}}}}}"#,
+            "[".repeat(150),
+            "]".repeat(150)
+        );
+        assert!(fast(&deep, &t).is_none());
+        assert!(
+            general(&deep, &t).is_none(),
+            "serde_json's recursion limit applies"
+        );
+    }
+}
