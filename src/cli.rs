@@ -128,10 +128,10 @@ pub struct SendArgs {
 
     // ---- direct ComfyUI ----
     /// ComfyUI server URL (http or https, optional base path).
-    #[arg(long, env = "COMFY_URL", value_name = "URL")]
+    #[arg(long, env = "COMFY_URL", hide_env_values = true, value_name = "URL")]
     pub url: Option<String>,
     /// Client ID sent with every request (a stable identity for the server).
-    #[arg(long, env = "COMFY_CLIENT_ID", default_value = DEFAULT_CLIENT_ID, value_name = "ID")]
+    #[arg(long, env = "COMFY_CLIENT_ID", hide_env_values = true, default_value = DEFAULT_CLIENT_ID, value_name = "ID")]
     pub client_id: String,
     /// Extra HTTP header for ComfyUI behind a proxy, `Name: value` (repeatable). Values are never printed.
     #[arg(long = "header", value_name = "NAME: VALUE")]
@@ -181,11 +181,16 @@ pub struct SendArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunpodTarget {
     /// RunPod endpoint ID (selects the RunPod path).
-    #[arg(long, env = "RUNPOD_ENDPOINT_ID", value_name = "ID")]
+    #[arg(
+        long,
+        env = "RUNPOD_ENDPOINT_ID",
+        hide_env_values = true,
+        value_name = "ID"
+    )]
     pub endpoint: Option<String>,
     /// Replace the whole RunPod base URL (https://api.runpod.ai/v2/ID), e.g. the SDK's local test
     /// server at http://127.0.0.1:8000. Selects the RunPod path.
-    #[arg(long, env = "RUNPOD_URL", value_name = "URL")]
+    #[arg(long, env = "RUNPOD_URL", hide_env_values = true, value_name = "URL")]
     pub runpod_url: Option<String>,
     /// Read the RunPod API key from this file (default: the RUNPOD_API_KEY environment variable).
     /// There is deliberately no flag that takes the key itself.
@@ -268,7 +273,7 @@ pub enum SchemaCommand {
     /// Fetch /object_info from a server and save it in the user cache (used by verify offline).
     Pull {
         /// ComfyUI server URL.
-        #[arg(long, env = "COMFY_URL", default_value = DEFAULT_COMFY_URL)]
+        #[arg(long, env = "COMFY_URL", hide_env_values = true, default_value = DEFAULT_COMFY_URL)]
         url: String,
         /// Extra HTTP header `Name: value` (repeatable).
         #[arg(long = "header", value_name = "NAME: VALUE")]
