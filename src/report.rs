@@ -44,13 +44,7 @@ impl Reporter {
     pub fn with_mode(mode: Mode, verbose: u8) -> Self {
         let bar = (mode == Mode::Bar).then(|| {
             let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            pb.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {msg} {bar:30} {pos}/{len}",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
+            pb.set_style(spinner_style());
             pb.enable_steady_tick(Duration::from_millis(120));
             pb
         });
@@ -107,6 +101,12 @@ impl Reporter {
             Mode::Quiet => {}
             Mode::Bar => {
                 if let Some(b) = &self.bar {
+                    // A new activity starts without steps: no empty "0/0" bar until it reports some.
+                    if b.message() != msg {
+                        b.set_style(spinner_style());
+                        b.set_length(0);
+                        b.set_position(0);
+                    }
                     b.set_message(msg);
                 }
             }
@@ -127,7 +127,10 @@ impl Reporter {
             Mode::Quiet => {}
             Mode::Bar => {
                 if let Some(b) = &self.bar {
-                    b.set_length(max);
+                    if b.length() != Some(max) {
+                        b.set_style(bar_style());
+                        b.set_length(max);
+                    }
                     b.set_position(value);
                 }
             }
@@ -164,6 +167,18 @@ impl Drop for Reporter {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// Spinner, elapsed time and the current activity.
+fn spinner_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").expect("valid template")
+}
+
+/// The same plus a step bar, for activities that report steps (sampler steps, upscales).
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg} {bar:30} {pos}/{len}")
+        .expect("valid template")
+        .progress_chars("=> ")
 }
 
 /// `1.2 MB`, `340 kB`, `12 B`.
