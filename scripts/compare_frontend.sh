@@ -70,6 +70,14 @@ def dyn(s):
     # Text the frontend's dynamic prompts rewrite at export ({a|b} choices, comments, escapes).
     return isinstance(s, str) and bool(re.search(r"[{}]|//|/\*|\\", s))
 
+def canon(v):
+    # Parsed-JSON equality with JS number semantics (8 == 8.0) but bool != number.
+    if isinstance(v, bool): return ("bool", v)
+    if isinstance(v, (int, float)): return ("num", float(v))
+    if isinstance(v, list): return [canon(x) for x in v]
+    if isinstance(v, dict): return {k: canon(x) for k, x in v.items()}
+    return v
+
 exact, nogold, failed = [], [], []
 cats = collections.defaultdict(list)
 lines = []
@@ -81,12 +89,12 @@ for p in files:
     if not c.exists() or c.stat().st_size == 0:
         failed.append(n); continue
     gold, ours = json.loads(g.read_text()), json.loads(c.read_text())
-    if gold == ours:
+    if canon(gold) == canon(ours):
         exact.append(n); continue
     diffs = []
     for k in sorted(set(gold) | set(ours)):
         a, b = gold.get(k), ours.get(k)
-        if a == b: continue
+        if canon(a) == canon(b): continue
         where = "subgraph" if ":" in k else "root"
         cls = (b or a).get("class_type")
         if cls not in known:
@@ -99,11 +107,11 @@ for p in files:
         if b is None:
             diffs.append((where, "missing node", f"{k} ({a.get('class_type')}) only in frontend")); continue
         for f in ("class_type", "_meta"):
-            if a.get(f) != b.get(f):
+            if canon(a.get(f)) != canon(b.get(f)):
                 diffs.append((where, f, f"{k}: {f} frontend={a.get(f)!r} comfyctl={b.get(f)!r}"))
         ai, bi = a.get("inputs", {}), b.get("inputs", {})
         for i in sorted(set(ai) | set(bi)):
-            if ai.get(i) == bi.get(i): continue
+            if canon(ai.get(i)) == canon(bi.get(i)) and (i in ai) == (i in bi): continue
             kind = "input value"
             if i not in bi: kind = "input missing in comfyctl"
             elif i not in ai: kind = "input only in comfyctl"

@@ -498,7 +498,8 @@ impl<'a> Conv<'a> {
                             }
                             Some(v)
                         }
-                        None => default_of(inp),
+                        // Written as a JS number too (`"default": 8.0` is sent as `8`).
+                        None => default_of(inp).map(|d| js_value(&d)),
                     };
                     let Some(mut v) = v else { continue };
                     if inp.name == "sampler_name"
@@ -1009,8 +1010,8 @@ mod tests {
             r#"{
             "Moon": {"input": {"required": {
                 "seed": ["INT", {"default": 9, "control_after_generate": false}],
-                "steps": ["INT", {"default": 33}]}},
-              "input_order": {"required": ["seed", "steps"]}, "output": [], "display_name": "Moon"},
+                "steps": ["INT", {"default": 33}], "cfg": ["FLOAT", {"default": 8.0}]}},
+              "input_order": {"required": ["seed", "steps", "cfg"]}, "output": [], "display_name": "Moon"},
             "LoadImageOutput": {"input": {"required": {"image": ["COMBO", {"image_upload": true,
                 "remote": {"route": "/internal/files/output", "refresh_button": true}}]}},
               "output": ["IMAGE", "MASK"], "display_name": "Load Image (from Outputs)"},
@@ -1030,7 +1031,11 @@ mod tests {
             json!([]),
         );
         let m = convert(&w, &s, "t").unwrap();
-        assert_eq!(m["1"]["inputs"], json!({"seed": 7, "steps": 40}));
+        // The default 8.0 is written the JS way, as 8.
+        assert_eq!(
+            m["1"]["inputs"].to_string(),
+            r#"{"seed":7,"steps":40,"cfg":8}"#
+        );
         assert_eq!(
             m["2"]["inputs"],
             json!({"image": "a.png [output]", "refresh": "refresh"})
