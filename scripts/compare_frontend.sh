@@ -5,6 +5,13 @@
 # /object_info; the two API maps are compared as parsed JSON (key order ignored).
 #
 #   scripts/compare_frontend.sh COMFY_URL TEMPLATES_DIR [WORK_DIR]
+#   scripts/compare_frontend.sh COMFY_URL --classes [WORK_DIR]
+#
+# --classes probes every node class of the server instead: one single-node workflow per class
+# with widgets_values ["v0", "v1", ...] (checks which widget slot feeds which input, including
+# hidden control/upload slots) and one without widgets_values (checks defaults). Skipped:
+# Load3D/Load3DAnimation (the frontend uploads a screenshot to the server at export) and
+# LoadImageOutput (its value is replaced from the server's output-file list).
 #
 # Prerequisites (not project dependencies; this is not part of the test suite):
 #   * a running ComfyUI at COMFY_URL (the measured one: ComfyUI 0.3.64, frontend 1.27.10, CPU, no
@@ -16,7 +23,7 @@
 #     `comfyui_workflow_templates/templates` folder of the comfyui-workflow-templates wheel that
 #     ComfyUI installs. Templates are third-party data: keep them and the exports out of the repo.
 #
-# WORK_DIR (default /tmp/gold) receives object_info.json, <name>.api.json (frontend exports, reused
+# WORK_DIR (default /tmp/gold, with --classes /tmp/gold-classes) receives object_info.json, <name>.api.json (frontend exports, reused
 # on reruns; delete them or set REFRESH=1 to export again), <name>.comfyctl.json, and
 # report.txt listing every difference. Uses target/release/comfyctl (built when missing).
 set -euo pipefail
@@ -24,11 +31,32 @@ cd "$(dirname "$0")/.."
 URL=${1:?usage: scripts/compare_frontend.sh COMFY_URL TEMPLATES_DIR [WORK_DIR]}
 DIR=${2:?usage: scripts/compare_frontend.sh COMFY_URL TEMPLATES_DIR [WORK_DIR]}
 WORK=${3:-/tmp/gold}
+[ "$DIR" = --classes ] && WORK=${3:-/tmp/gold-classes}
 BIN=target/release/comfyctl
 export NODE_PATH=${NODE_PATH:-/tmp/gold-js/node_modules}
 [ -x "$BIN" ] || cargo build --release -q
 mkdir -p "$WORK"
 curl -fsS "${URL%/}/object_info" -o "$WORK/object_info.json"
+if [ "$DIR" = --classes ]; then
+  DIR=$WORK/classes
+  mkdir -p "$DIR"
+  python3 - "$WORK/object_info.json" "$DIR" <<'EOF'
+import json, sys
+oi = json.load(open(sys.argv[1]))
+for c in sorted(oi):
+    if c in ("Load3D", "Load3DAnimation", "LoadImageOutput"):
+        continue
+    for suffix, values in (("", ["v%d" % i for i in range(16)]), (".defaults", None)):
+        n = {"id": 1, "type": c, "pos": [0, 0], "size": [200, 100], "flags": {}, "order": 0,
+             "mode": 0, "inputs": [], "outputs": [], "properties": {}}
+        if values is not None:
+            n["widgets_values"] = values
+        wf = {"last_node_id": 1, "last_link_id": 0, "nodes": [n], "links": [], "groups": [],
+              "config": {}, "extra": {}, "version": 0.4}
+        name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in c)
+        json.dump(wf, open(f"{sys.argv[2]}/{name}{suffix}.json", "w"))
+EOF
+fi
 
 # UI-format workflows only (index.json and friends are not).
 mapfile -t FILES < <(python3 - "$DIR" <<'EOF'
@@ -78,6 +106,15 @@ def canon(v):
     if isinstance(v, dict): return {k: canon(x) for k, x in v.items()}
     return v
 
+def strict(v):
+    # Also tells 8 from 8.0: the frontend writes JS numbers, and so should comfyctl.
+    if isinstance(v, bool): return ("bool", v)
+    if isinstance(v, (int, float)): return (type(v).__name__, v)
+    if isinstance(v, list): return [strict(x) for x in v]
+    if isinstance(v, dict): return {k: strict(x) for k, x in v.items()}
+    return v
+
+same_number_form = 0
 exact, nogold, failed = [], [], []
 cats = collections.defaultdict(list)
 lines = []
@@ -90,7 +127,9 @@ for p in files:
         failed.append(n); continue
     gold, ours = json.loads(g.read_text()), json.loads(c.read_text())
     if canon(gold) == canon(ours):
-        exact.append(n); continue
+        exact.append(n)
+        same_number_form += strict(gold) == strict(ours)
+        continue
     diffs = []
     for k in sorted(set(gold) | set(ours)):
         a, b = gold.get(k), ours.get(k)
@@ -124,6 +163,7 @@ for p in files:
 total = len(files) - len(nogold)
 summary = [f"UI-format workflows: {len(files)}; exported by the frontend: {total}",
            f"comfyctl convert == frontend graphToPrompt (parsed JSON): {len(exact)} of {total}",
+           f"  of which also with the same number forms (8 vs 8.0): {same_number_form}",
            f"comfyctl failed: {len(failed)} {failed[:10]}",
            f"no frontend export (see *.error): {len(nogold)} {nogold[:10]}",
            "differences by kind (templates, examples):"]
