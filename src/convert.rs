@@ -284,10 +284,18 @@ enum Slot<'d> {
     Hidden,
     /// Frontend-only input that takes a slot and is sent as `""` (SaveGLB/Preview3D `image`).
     Extra(&'static str),
+    /// A remote combo's "refresh" button: takes a slot and is sent with the saved value
+    /// (its own value, `"refresh"`, when none is saved).
+    Refresh,
 }
 
+/// An INT input that gets a `control_after_generate` widget: the frontend's
+/// `control_after_generate ?? (name is seed/noise_seed)`, so an explicit `false` on a `seed`
+/// input (MoonvalleyVideo2VideoNode) means no control slot.
 fn is_seed_like(i: &InputDef) -> bool {
-    i.kind == "INT" && (i.control_after_generate || i.name == "seed" || i.name == "noise_seed")
+    i.kind == "INT"
+        && i.control_after_generate
+            .unwrap_or(i.name == "seed" || i.name == "noise_seed")
 }
 
 /// The widget slots of a node class, as the frontend builds them.
@@ -314,7 +322,7 @@ fn slots<'d>(class: &str, def: &'d NodeDef) -> Vec<Slot<'d>> {
         out.push(Slot::Sent(inp));
         if is_seed_like(inp) {
             out.push(Slot::Hidden);
-        } else if inp.kind == "COMBO" && inp.control_after_generate {
+        } else if inp.kind == "COMBO" && inp.control_after_generate == Some(true) {
             out.push(Slot::Hidden);
             out.push(Slot::Hidden);
         }
@@ -322,10 +330,30 @@ fn slots<'d>(class: &str, def: &'d NodeDef) -> Vec<Slot<'d>> {
     if upload && !upload_done {
         out.push(Slot::Hidden);
     }
+    // Observed on LoadImageOutput: [image, upload, refresh].
+    for inp in &def.inputs {
+        if inp.refresh_button && inp.is_widget() {
+            out.push(Slot::Refresh);
+        }
+    }
     if class == "SaveGLB" || class.starts_with("Preview3D") {
         out.push(Slot::Extra("image"));
     }
     out
+}
+
+/// Titles the frontend takes from its own English locale for core classes whose
+/// `/object_info` entry has no `display_name` (measured on ComfyUI 0.3.64 with frontend 1.27.10
+/// by exporting one node of every class; these five are the only ones that differ).
+fn locale_display_name(class: &str) -> Option<&'static str> {
+    Some(match class {
+        "ImageBlend" => "Image Blend",
+        "ImageBlur" => "Image Blur",
+        "ImageQuantize" => "Image Quantize",
+        "ImageScaleToTotalPixels" => "Scale Image to Total Pixels",
+        "ImageSharpen" => "Image Sharpen",
+        _ => return None,
+    })
 }
 
 /// Frontend-only inputs that are sent but take no slot.
@@ -432,7 +460,12 @@ impl<'a> Conv<'a> {
                 )
             }) {
                 legacy.push(i.force_input);
-                if is_seed_like(i) {
+                // Here the frontend counts with `||`: an explicit `false` still counts two.
+                if i.kind == "INT"
+                    && (i.control_after_generate == Some(true)
+                        || i.name == "seed"
+                        || i.name == "noise_seed")
+                {
                     legacy.push(i.force_input);
                 }
             }
@@ -450,6 +483,10 @@ impl<'a> Conv<'a> {
             match slot {
                 Slot::Hidden => {}
                 Slot::Extra(name) => out.push((name.to_string(), json!(""))),
+                Slot::Refresh => {
+                    let v = values.get(k).map_or_else(|| json!("refresh"), js_value);
+                    out.push(("refresh".to_string(), v));
+                }
                 Slot::Sent(inp) => {
                     let v = match values.get(k) {
                         Some(v) => {
@@ -461,7 +498,8 @@ impl<'a> Conv<'a> {
                             }
                             Some(v)
                         }
-                        None => default_of(inp),
+                        // Written as a JS number too (`"default": 8.0` is sent as `8`).
+                        None => default_of(inp).map(|d| js_value(&d)),
                     };
                     let Some(mut v) = v else { continue };
                     if inp.name == "sampler_name"
@@ -534,6 +572,7 @@ impl<'a> Conv<'a> {
             .as_str()
             .map(String::from)
             .or_else(|| def.and_then(|d| d.display_name.clone()))
+            .or_else(|| locale_display_name(class).map(String::from))
             .unwrap_or_else(|| class.to_string());
         json!({"inputs": inputs, "class_type": class, "_meta": {"title": title}})
     }
@@ -959,6 +998,54 @@ mod tests {
             json!({"seed": 1, "sampler_name": "euler"})
         );
         assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn explicit_false_control_refresh_button_and_locale_titles() {
+        // Measured against the frontend: `control_after_generate: false` on a `seed` input
+        // means no control slot (MoonvalleyVideo2VideoNode); a remote combo's refresh button
+        // takes the slot after the upload button and is sent; classes without display_name
+        // get the frontend's English name.
+        let s = Schema::parse(
+            r#"{
+            "Moon": {"input": {"required": {
+                "seed": ["INT", {"default": 9, "control_after_generate": false}],
+                "steps": ["INT", {"default": 33}], "cfg": ["FLOAT", {"default": 8.0}]}},
+              "input_order": {"required": ["seed", "steps", "cfg"]}, "output": [], "display_name": "Moon"},
+            "LoadImageOutput": {"input": {"required": {"image": ["COMBO", {"image_upload": true,
+                "remote": {"route": "/internal/files/output", "refresh_button": true}}]}},
+              "output": ["IMAGE", "MASK"], "display_name": "Load Image (from Outputs)"},
+            "ImageBlur": {"input": {"required": {"image": ["IMAGE"], "blur_radius": ["INT", {"default": 1}]}},
+              "input_order": {"required": ["image", "blur_radius"]}, "output": ["IMAGE"], "display_name": null}
+          }"#,
+            "t",
+        )
+        .unwrap();
+        let w = ui(
+            json!([
+                {"id": 1, "type": "Moon", "inputs": [], "widgets_values": [7, 40]},
+                {"id": 2, "type": "LoadImageOutput", "inputs": [], "widgets_values": ["a.png [output]", false, "refresh", "image"]},
+                {"id": 3, "type": "LoadImageOutput", "inputs": [], "widgets_values": ["b.png [output]"]},
+                {"id": 4, "type": "ImageBlur", "inputs": [], "widgets_values": [2]}
+            ]),
+            json!([]),
+        );
+        let m = convert(&w, &s, "t").unwrap();
+        // The default 8.0 is written the JS way, as 8.
+        assert_eq!(
+            m["1"]["inputs"].to_string(),
+            r#"{"seed":7,"steps":40,"cfg":8}"#
+        );
+        assert_eq!(
+            m["2"]["inputs"],
+            json!({"image": "a.png [output]", "refresh": "refresh"})
+        );
+        assert_eq!(
+            m["3"]["inputs"],
+            json!({"image": "b.png [output]", "refresh": "refresh"})
+        );
+        assert_eq!(m["4"]["_meta"]["title"], "Image Blur");
+        assert_eq!(m["4"]["inputs"], json!({"blur_radius": 2}));
     }
 
     #[test]

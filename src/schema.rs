@@ -58,8 +58,14 @@ pub struct InputDef {
     pub default: Option<Value>,
     pub min: Option<f64>,
     pub max: Option<f64>,
-    pub control_after_generate: bool,
+    /// `control_after_generate` as the frontend reads it (JS truthiness), `None` when absent or
+    /// null: the frontend then adds a control widget to INT inputs named `seed`/`noise_seed`,
+    /// but an explicit `false` switches that off (`control_after_generate ?? isSeedName`).
+    pub control_after_generate: Option<bool>,
     pub force_input: bool,
+    /// `remote.refresh_button`: the frontend adds a "refresh" button widget that takes a
+    /// `widgets_values` slot and is sent (LoadImageOutput).
+    pub refresh_button: bool,
     /// `image_upload` / `video_upload` / `audio_upload` / `file_upload`: the frontend adds an
     /// upload button widget that takes a `widgets_values` slot.
     pub upload: bool,
@@ -226,6 +232,10 @@ impl<'de> Deserialize<'de> for RawSpec {
                     def.min = o.min.as_ref().and_then(num);
                     def.max = o.max.as_ref().and_then(num);
                     def.control_after_generate = o.control_after_generate.0;
+                    def.refresh_button = o
+                        .remote
+                        .as_ref()
+                        .is_some_and(|r| r.get("refresh_button").is_some_and(truthy));
                     def.force_input = o.force_input.0;
                     def.upload =
                         o.image_upload.0 || o.video_upload.0 || o.audio_upload.0 || o.file_upload.0;
@@ -251,7 +261,7 @@ struct RawOpts {
     min: Option<Value>,
     max: Option<Value>,
     #[serde(default)]
-    control_after_generate: Flag,
+    control_after_generate: JsFlag,
     #[serde(rename = "forceInput", default)]
     force_input: Flag,
     #[serde(default)]
@@ -267,6 +277,31 @@ struct RawOpts {
     #[serde(default)]
     multiselect: Flag,
     options: Option<Value>,
+    remote: Option<Value>,
+}
+
+/// JavaScript truthiness of a JSON value.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0 && !f.is_nan()),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+/// An option the frontend tests with `??` and then by truthiness: absent or `null` is `None`.
+#[derive(Default, Clone, Copy)]
+struct JsFlag(Option<bool>);
+impl<'de> Deserialize<'de> for JsFlag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let v = Value::deserialize(d)?;
+        Ok(JsFlag(match v {
+            Value::Null => None,
+            v => Some(truthy(&v)),
+        }))
+    }
 }
 
 /// A boolean option: `true` is true, anything else (other types included) is false. Read
@@ -630,6 +665,7 @@ const KEPT_OPTIONS: &[&str] = &[
     "dynamicPrompts",
     "multiselect",
     "options",
+    "remote",
 ];
 
 /// `/object_info` reduced to what comfyctl reads (no tooltips, descriptions, categories), still
@@ -1265,7 +1301,7 @@ mod tests {
         assert_eq!(dim.kind, "COMBO");
         assert_eq!(dim.options.as_ref().unwrap()[1], "-x");
         let seed = a.input("seed").unwrap();
-        assert!(seed.control_after_generate && seed.is_widget());
+        assert!(seed.control_after_generate == Some(true) && seed.is_widget());
         assert_eq!(seed.max, Some(10.0));
         assert!(!a.input("forced").unwrap().is_widget());
         assert!(!a.input("extra").unwrap().required);
