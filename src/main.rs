@@ -23,11 +23,3 @@ fn main() {
     };
     std::process::exit(code);
 }
-
-/// mimalloc: `normalize` on large workflows touches a lot of fresh memory (the input text, a
-/// record per node and input, output buffers). mimalloc's eagerly committed (huge-page) arenas
-/// cut the page-fault time of a 100k-node normalize from ~55 ms to ~25 ms (1.2x overall, measured
-/// side by side with hyperfine; scripts/bench_normalize.sh). The price is a higher baseline RSS
-/// (~12 MiB instead of ~6 MiB for a small workflow), which a CLI can afford.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
