@@ -40,7 +40,7 @@ have_time=0
 [ -x /usr/bin/time ] && /usr/bin/time -v true >/dev/null 2>&1 && have_time=1
 
 runs_for() { # fewer runs for the slow sizes
-  if [ -n "${RUNS:-}" ]; then echo "$RUNS"; elif [ "$1" -ge 100000 ]; then echo 5; elif [ "$1" -ge 10000 ]; then echo 10; else echo 20; fi
+  if [ -n "${RUNS:-}" ]; then echo "$RUNS"; elif [ "$1" -ge 100000 ]; then echo 15; elif [ "$1" -ge 10000 ]; then echo 10; else echo 20; fi
 }
 
 # median wall time in seconds of a command line, run $1 times
