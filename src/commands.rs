@@ -9,7 +9,7 @@ use crate::outputs::write_atomic;
 use crate::report::Reporter;
 use crate::send::load_names;
 use crate::verify::{self, FileReport};
-use crate::workflow::{Document, LoadError};
+use crate::workflow::{read_source, Document, LoadError};
 use serde_json::json;
 use std::io::Write;
 use std::path::Path;
@@ -18,12 +18,24 @@ use std::path::Path;
 /// (`--server`, `--object-info`, or a cached schema), with a note on stderr; otherwise it is the
 /// usual "export it with Export (API)" error.
 pub fn load_document(path: &Path, schema: &SchemaSource, reporter: &Reporter) -> Result<Document> {
-    match Document::load(path) {
+    let (file, text) = read_source(path)?;
+    document_from_text(path, &file, &text, schema, reporter)
+}
+
+/// [`load_document`] for text already read with [`read_source`].
+fn document_from_text(
+    path: &Path,
+    file: &str,
+    text: &str,
+    schema: &SchemaSource,
+    reporter: &Reporter,
+) -> Result<Document> {
+    match Document::parse(text, file) {
         Err(LoadError::UiFormat { file }) => {
             let Some(schema) = crate::schema::load(schema, reporter)? else {
                 return Err(LoadError::UiFormat { file }.into());
             };
-            convert_ui_file(path, file, &schema, reporter)
+            convert_ui_text(path, file, text, &schema, reporter)
         }
         other => Ok(other?),
     }
@@ -36,18 +48,21 @@ pub fn load_document_with(
     schema: Option<&crate::schema::Schema>,
     reporter: &Reporter,
 ) -> Result<(Document, bool)> {
-    match Document::load(path) {
+    let (file, text) = read_source(path)?;
+    match Document::parse(&text, &file) {
         Err(LoadError::UiFormat { file }) => match schema {
-            Some(schema) => convert_ui_file(path, file, schema, reporter).map(|d| (d, true)),
+            Some(schema) => convert_ui_text(path, file, &text, schema, reporter).map(|d| (d, true)),
             None => Err(LoadError::UiFormat { file }.into()),
         },
         other => Ok((other?, false)),
     }
 }
 
-fn convert_ui_file(
+/// Converts the text of a UI-format file (already read once) to an API-format document.
+fn convert_ui_text(
     path: &Path,
     file: String,
+    text: &str,
     schema: &crate::schema::Schema,
     reporter: &Reporter,
 ) -> Result<Document> {
@@ -56,9 +71,8 @@ fn convert_ui_file(
             "{file}: UI-format workflows cannot be converted from standard input here; save it to a file or run 'comfyctl convert'"
         )));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(file.clone(), e))?;
     let ui: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{file}: {e}")))?;
+        serde_json::from_str(text).map_err(|e| Error::Usage(format!("{file}: {e}")))?;
     let (nodes, notes) = crate::convert::convert_with_notes(&ui, schema, &file)?;
     reporter.info(format!(
         "{file}: UI-format workflow converted to API format ({} nodes) using the server's node schema",
@@ -77,21 +91,22 @@ fn convert_ui_file(
 pub fn normalize_cmd(args: &NormalizeArgs) -> Result<i32> {
     let reporter = Reporter::new(false, 0);
     let table = load_names(args.names.as_deref())?;
-    if !args.check && args.workflow.as_os_str() != "-" {
+    let from_stdin = args.workflow.as_os_str() == "-";
+    // Read once: the fast path, the general path and `--check` all use this text.
+    let (file, text) = read_source(&args.workflow)?;
+    if !args.check && !from_stdin {
         // The fast path for a plain, valid node map (see `normalize::fast`): the same bytes with a
         // fraction of the time and memory. Anything else, and every error, goes the general way.
-        if let Ok(text) = std::fs::read_to_string(&args.workflow) {
-            if let Some(wf) = normalize::fast::TextWorkflow::parse(&text) {
-                let n = wf.normalize(&table);
-                if args.show_map {
-                    show_map(n.map());
-                }
-                write_output(args.output.as_deref(), |w| n.write_pretty(w))?;
-                return Ok(exit::OK);
+        if let Some(wf) = normalize::fast::TextWorkflow::parse(&text) {
+            let n = wf.normalize(&table);
+            if args.show_map {
+                show_map(n.map());
             }
+            write_output(args.output.as_deref(), |w| n.write_pretty(w))?;
+            return Ok(exit::OK);
         }
     }
-    let mut doc = load_document(&args.workflow, &args.schema, &reporter)?;
+    let mut doc = document_from_text(&args.workflow, &file, &text, &args.schema, &reporter)?;
     let n = normalize::normalize(doc.nodes(), &doc.file, &table).map_err(|d| {
         Error::InvalidWorkflow {
             file: doc.file.clone(),
@@ -102,19 +117,15 @@ pub fn normalize_cmd(args: &NormalizeArgs) -> Result<i32> {
         show_map(n.map.iter().map(|(o, n)| (o.as_str(), n.as_str())));
     }
     if args.check {
-        let original_text = if args.workflow.as_os_str() != "-" {
-            std::fs::read_to_string(&args.workflow).ok()
-        } else {
-            None
-        };
+        let original_text = (!from_stdin).then_some(text.as_str());
         let before = doc.clone();
         doc.set_nodes(n.nodes.clone());
-        let text = doc.to_pretty_string();
+        let normalized_text = doc.to_pretty_string();
         return Ok(check_normalized(
             &before,
             &n,
-            original_text.as_deref(),
-            &text,
+            original_text,
+            &normalized_text,
         ));
     }
     doc.set_nodes(n.nodes);

@@ -91,23 +91,7 @@ pub const STDIN_NAME: &str = "<stdin>";
 impl Document {
     /// Reads `path`, or standard input when `path` is `-`.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
-        let (file, text) = if path.as_os_str() == "-" {
-            let mut s = String::new();
-            std::io::stdin()
-                .read_to_string(&mut s)
-                .map_err(|source| LoadError::Io {
-                    file: STDIN_NAME.into(),
-                    source,
-                })?;
-            (STDIN_NAME.to_string(), s)
-        } else {
-            let file = path.display().to_string();
-            let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-                file: file.clone(),
-                source,
-            })?;
-            (file, text)
-        };
+        let (file, text) = read_source(path)?;
         Self::parse(&text, &file)
     }
 
@@ -232,6 +216,29 @@ impl Document {
     /// The whole document as comfyctl writes JSON: two-space indent and a final newline.
     pub fn to_pretty_string(&self) -> String {
         to_pretty_string(&self.root)
+    }
+}
+
+/// Reads a workflow's text once: `(display name, text)` for a path, or for standard input when
+/// `path` is `-`. Callers that need the text more than once (the normalize fast path, `--check`,
+/// UI conversion) keep it instead of reading the file again.
+pub fn read_source(path: &Path) -> Result<(String, String), LoadError> {
+    if path.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|source| LoadError::Io {
+                file: STDIN_NAME.into(),
+                source,
+            })?;
+        Ok((STDIN_NAME.to_string(), s))
+    } else {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            file: file.clone(),
+            source,
+        })?;
+        Ok((file, text))
     }
 }
 
