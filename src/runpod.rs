@@ -259,7 +259,7 @@ pub fn build_request(args: &SendArgs, prepared: &Prepared) -> Result<(Vec<u8>, V
             }));
         }
     }
-    if let Some(orig) = prepared.doc.root().get("input").and_then(Value::as_object) {
+    if let Some(orig) = prepared.doc.runpod_input() {
         for (k, v) in orig {
             match k.as_str() {
                 "workflow" | "client_id" => {}

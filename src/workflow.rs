@@ -205,10 +205,12 @@ impl Document {
         &self.root
     }
 
-    /// `input.images` of a RunPod request, if any.
-    pub fn runpod_images(&self) -> Option<&Vec<Value>> {
+    /// The `input` object of a RunPod request file (its `workflow`, `images`, and any other keys
+    /// such as `comfy_org_api_key`); `None` for every other wrapper, where a top-level `"input"`
+    /// key is just a node ID.
+    pub fn runpod_input(&self) -> Option<&Map<String, Value>> {
         match self.wrapper {
-            Wrapper::RunPod => self.root["input"].get("images").and_then(Value::as_array),
+            Wrapper::RunPod => self.root["input"].as_object(),
             _ => None,
         }
     }

@@ -768,3 +768,39 @@ fn status_and_cancel_subcommands() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("404"), "{}", r.stderr);
 }
+
+/// A bare workflow whose node happens to have the ID "input" is not a RunPod request: that
+/// node's keys must not leak into the request's `input` object.
+#[test]
+fn a_node_called_input_is_not_taken_for_the_request_wrapper() {
+    use clap::Parser;
+    let dir = tempfile::tempdir().unwrap();
+    let wf = dir.path().join("wf.json");
+    std::fs::write(
+        &wf,
+        r#"{"input": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+            "save": {"class_type": "SaveImage", "inputs": {"images": ["input", 0], "filename_prefix": "x"}}}"#,
+    )
+    .unwrap();
+    let cli = comfyctl::cli::Cli::parse_from([
+        "comfyctl",
+        "send",
+        wf.to_str().unwrap(),
+        "--runpod-url",
+        "http://127.0.0.1:9",
+        "--no-normalize",
+    ]);
+    let comfyctl::cli::Command::Send(args) = cli.command else {
+        panic!("not a send")
+    };
+    let reporter = comfyctl::report::Reporter::with_mode(comfyctl::report::Mode::Quiet, 0);
+    let prepared = comfyctl::send::prepare(&args, &reporter).unwrap();
+    let (body, _) = comfyctl::runpod::build_request(&args, &prepared).unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    let input = body["input"].as_object().unwrap();
+    assert!(
+        input.get("class_type").is_none() && input.get("inputs").is_none(),
+        "{input:?}"
+    );
+    assert_eq!(input["workflow"]["input"]["class_type"], "EmptyImage");
+}
