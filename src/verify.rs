@@ -69,7 +69,7 @@ impl FileReport {
     }
 
     fn finish(mut self, strict: bool) -> Self {
-        self.errors = self.diagnostics.iter().filter(|d| d.is_error()).count();
+        self.errors = crate::diagnostic::error_count(&self.diagnostics);
         self.warnings = self
             .diagnostics
             .iter()
