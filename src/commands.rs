@@ -93,16 +93,20 @@ pub fn normalize_cmd(args: &NormalizeArgs) -> Result<i32> {
     let table = load_names(args.names.as_deref())?;
     let from_stdin = args.workflow.as_os_str() == "-";
     // Read once: the fast path, the general path and `--check` all use this text.
-    let (file, text) = read_source(&args.workflow)?;
-    if !args.check && !from_stdin {
-        // The fast path for a plain, valid node map (see `normalize::fast`): the same bytes with a
-        // fraction of the time and memory. Anything else, and every error, goes the general way.
-        if let Some(wf) = normalize::fast::TextWorkflow::parse(&text) {
+    let (file, mut text) = read_source(&args.workflow)?;
+    if !args.check {
+        // The fast path for a plain, valid node map (see `normalize::fast`), from a file or
+        // standard input: the same bytes with a fraction of the time and memory. Anything else,
+        // and every error, goes the general way.
+        let written = normalize::fast::with_workflow(&mut text, |wf| {
             let n = wf.normalize(&table);
             if args.show_map {
                 show_map(n.map());
             }
-            write_output(args.output.as_deref(), |w| n.write_pretty(w))?;
+            write_output(args.output.as_deref(), |w| n.write_pretty(w))
+        });
+        if let Some(written) = written {
+            written?;
             return Ok(exit::OK);
         }
     }

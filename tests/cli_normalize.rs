@@ -206,3 +206,71 @@ fn big_numbers_round_trip() {
         .stdout(predicate::str::contains("\"denoise\": 1,"))
         .stdout(predicate::str::contains("\"x\": 1e-7"));
 }
+
+/// A large workflow goes the parallel way (two reader threads, a two-half parse, a two-half
+/// write): from a file or from standard input it gives the same bytes, which the general path
+/// (`--check`) then finds normalized.
+#[test]
+fn a_large_workflow_normalizes_the_same_from_a_file_and_from_stdin() {
+    let mut m = serde_json::Map::new();
+    let n = 21_000;
+    for i in 1..=n {
+        let (class, inputs) = match i % 3 {
+            1 => (
+                "LoadImage",
+                serde_json::json!({"image": format!("in_{}.png", (i * 7919) % 1000), "upload": "image"}),
+            ),
+            2 => (
+                "ImageScaleBy",
+                serde_json::json!({"upscale_method": "nearest-exact", "scale_by": 1.5,
+                    "image": [(n + 2 - i).to_string(), 0]}),
+            ),
+            _ => (
+                "SaveAnimatedWEBP",
+                serde_json::json!({"filename_prefix": format!("out/{i}"), "fps": 6.0, "lossless": false,
+                    "quality": 80, "method": "default", "images": [(n + 2 - i).to_string(), 0]}),
+            ),
+        };
+        // IDs in reverse (links point to the previous node's), so the output order is not the
+        // file's.
+        m.insert(
+            (n + 1 - i).to_string(),
+            serde_json::json!({"inputs": inputs, "class_type": class, "_meta": {"title": format!("{class} {i}")}}),
+        );
+    }
+    let text = serde_json::to_string_pretty(&m).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.json");
+    fs::write(&input, &text).unwrap();
+    assert!(text.len() > 4 << 20, "{} bytes", text.len());
+
+    let out = dir.path().join("big.normalized.json");
+    comfyctl()
+        .args(["normalize"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&out)
+        .assert()
+        .success();
+    let normalized = fs::read_to_string(&out).unwrap();
+    comfyctl()
+        .args(["normalize", "-"])
+        .write_stdin(text.clone())
+        .assert()
+        .success()
+        .stdout(normalized.clone());
+    let v: serde_json::Value = serde_json::from_str(&normalized).unwrap();
+    assert_eq!(v.as_object().unwrap().len(), n);
+    assert!(v.get("save_webp_1").is_some() && v.get("load_image_5000").is_some());
+    comfyctl()
+        .args(["normalize", "--check"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::ends_with("normalized\n"));
+    assert_eq!(
+        fs::read_to_string(&input).unwrap(),
+        text,
+        "the input is untouched"
+    );
+}
