@@ -289,16 +289,8 @@ pub fn convert_cmd(args: &ConvertArgs) -> Result<i32> {
             "convert needs the server's node schema: give --server URL or --object-info FILE, or run 'comfyctl schema pull --url URL' first".into(),
         ));
     };
-    let (file, text) = if args.workflow.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-            .map_err(|e| Error::io("reading standard input", e))?;
-        (crate::workflow::STDIN_NAME.to_string(), s)
-    } else {
-        let f = args.workflow.display().to_string();
-        let t = std::fs::read_to_string(&args.workflow).map_err(|e| Error::io(f.clone(), e))?;
-        (f, t)
-    };
+    // Read like every other workflow input, so an unreadable file is the same usage error (exit 2).
+    let (file, text) = read_source(&args.workflow)?;
     let ui: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         Error::Load(LoadError::Parse {
             file: file.clone(),

@@ -147,3 +147,18 @@ fn capture() -> Option<std::path::PathBuf> {
         None
     }
 }
+
+#[test]
+fn an_unreadable_input_is_a_usage_error_as_in_normalize() {
+    // (`verify` reports it among the other files' results instead: exit 1.)
+    for cmd in ["convert", "normalize"] {
+        Command::cargo_bin("comfyctl")
+            .unwrap()
+            .args([cmd, "--object-info"])
+            .arg(fixture("object_info_min.json"))
+            .arg("does/not/exist.json")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("does/not/exist.json: cannot read"));
+    }
+}
