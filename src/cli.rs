@@ -93,6 +93,10 @@ pub struct SchemaSource {
     /// With --server: use only the copy saved by 'comfyctl schema pull', never the network.
     #[arg(long, requires = "server")]
     pub offline: bool,
+    /// With --server: extra HTTP header for a ComfyUI behind a proxy, `Name: value`
+    /// (repeatable). Values are never printed.
+    #[arg(long = "header", value_name = "NAME: VALUE", requires = "server")]
+    pub headers: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -555,7 +555,7 @@ pub fn load(src: &SchemaSource, reporter: &Reporter) -> Result<Option<Schema>> {
         return read_file(&cached).map(Some);
     }
     let rt = crate::runtime()?;
-    match rt.block_on(fetch_text(url, &[])) {
+    match rt.block_on(fetch_text(url, &src.headers)) {
         Ok(text) => Schema::parse(&text, &format!("{url}/object_info")).map(Some),
         Err(Error::Server(msg)) if cached.exists() => {
             reporter.warn(format!(

@@ -76,6 +76,7 @@ pub fn prepare(args: &SendArgs, reporter: &Reporter) -> Result<Prepared> {
             server: None,
             object_info: args.object_info.clone(),
             offline: false,
+            headers: Vec::new(),
         },
         reporter,
     )?;

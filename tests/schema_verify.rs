@@ -157,6 +157,12 @@ impl Drop for Server {
 }
 
 fn serve(object_info: PathBuf) -> Server {
+    serve_behind_proxy(object_info, None)
+}
+
+/// [`serve`], answering 401 unless the request carries `Authorization: <auth>`.
+fn serve_behind_proxy(object_info: PathBuf, auth: Option<&'static str>) -> Server {
+    use axum::response::IntoResponse;
     let body = std::fs::read_to_string(object_info).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -169,9 +175,15 @@ fn serve(object_info: PathBuf) -> Server {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let app = axum::Router::new().route(
         "/object_info",
-        axum::routing::get(move || {
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
             let body = body.clone();
-            async move { ([("content-type", "application/json")], body) }
+            async move {
+                let given = headers.get("authorization").and_then(|v| v.to_str().ok());
+                if auth.is_some() && given != auth {
+                    return axum::http::StatusCode::UNAUTHORIZED.into_response();
+                }
+                ([("content-type", "application/json")], body).into_response()
+            }
         }),
     );
     let thread = std::thread::spawn(move || {
@@ -244,6 +256,54 @@ fn server_pull_cache_and_offline_fallback() {
         .arg(fixture("good_api.json"))
         .assert()
         .code(0);
+}
+
+#[test]
+fn verify_server_passes_headers_for_a_server_behind_a_proxy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = serve_behind_proxy(
+        PathBuf::from(fixture("object_info_min.json")),
+        Some("Bearer s3cret-token"),
+    );
+    let url = server.url.clone();
+    // Without the header: credentials refused (exit 3), with the way to pass them.
+    comfyctl(tmp.path())
+        .args(["verify", "--server", &url])
+        .arg(fixture("good_api.json"))
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("--header 'Authorization: ...'"));
+    comfyctl(tmp.path())
+        .args([
+            "verify",
+            "--server",
+            &url,
+            "--header",
+            "Authorization: Bearer s3cret-token",
+        ])
+        .arg(fixture("bad_api.json"))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("ComfyUI-VideoHelperSuite"))
+        .stdout(predicate::str::contains("s3cret").not())
+        .stderr(predicate::str::contains("s3cret").not());
+    comfyctl(tmp.path())
+        .args([
+            "verify",
+            "--server",
+            &url,
+            "--header",
+            "Authorization: Bearer s3cret-token",
+        ])
+        .arg(fixture("good_api.json"))
+        .assert()
+        .code(0);
+    // A header without --server has nothing to go to.
+    comfyctl(tmp.path())
+        .args(["verify", "--header", "Authorization: x"])
+        .arg(fixture("good_api.json"))
+        .assert()
+        .code(2);
 }
 
 #[test]
