@@ -693,6 +693,11 @@ fn unknown_endpoint_and_missing_target() {
         "{}",
         r.stderr
     );
+    assert!(
+        r.stderr.contains("retrying for up to 1 s (Ctrl-C to stop)"),
+        "the retries are visible without -v: {}",
+        r.stderr
+    );
 
     // --endpoint without a key: refused locally, nothing sent anywhere.
     let mut c = Command::cargo_bin("comfyctl").unwrap();

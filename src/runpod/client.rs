@@ -302,6 +302,13 @@ impl Client {
                             started.elapsed().as_secs_f64()
                         )));
                     }
+                    // Say so at once, not only with -v: a mistyped --runpod-url would otherwise
+                    // look like a hang until the window runs out.
+                    reporter.status(format!(
+                        "cannot reach {}; retrying for up to {:.0} s (Ctrl-C to stop)",
+                        self.url(path),
+                        window.as_secs_f64()
+                    ));
                     (wait, why)
                 }
             };
