@@ -340,7 +340,12 @@ impl<'a> TextWorkflow<'a> {
     /// half on this thread, the second on another, then joins them. `None` when that is not what
     /// `at` is, or when the general path must handle the text.
     fn parse_split(text: &'a str, at: usize) -> Option<Self> {
-        if text.as_bytes().get(at) != Some(&b'{') {
+        // The first half must end with a node's `}`: serde_json also stops with an EOF right
+        // after a comma (`{"1": {…},`), and that first half joined to the second would be `,,`.
+        let ends_a_node = text[..at]
+            .trim_end_matches([' ', '\t', '\n', '\r'])
+            .ends_with('}');
+        if text.as_bytes().get(at) != Some(&b'{') || !ends_a_node {
             return None;
         }
         let (first, second) = std::thread::scope(|s| {
