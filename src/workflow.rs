@@ -261,7 +261,12 @@ fn read_text_file(path: &Path) -> std::io::Result<String> {
         let mut file = std::fs::File::open(path)?;
         let meta = file.metadata()?;
         if meta.is_file() && meta.len() >= PARALLEL_READ_BYTES {
-            if let Ok(len) = usize::try_from(meta.len()) {
+            // `vec!` aborts the process when the memory is not there (a huge or sparse file);
+            // the plain read below reports "out of memory" instead, as `read_to_string` did.
+            let len = usize::try_from(meta.len())
+                .ok()
+                .filter(|&len| Vec::<u8>::new().try_reserve_exact(len).is_ok());
+            if let Some(len) = len {
                 let mut buf = vec![0u8; len];
                 let mid = len / 2;
                 let (first, second) = buf.split_at_mut(mid);
