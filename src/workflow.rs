@@ -253,11 +253,20 @@ const PARALLEL_READ_BYTES: u64 = 4 << 20;
 fn read_text_file(path: &Path) -> std::io::Result<String> {
     #[cfg(unix)]
     {
+        use std::io::Read;
         use std::os::unix::fs::FileExt;
-        let file = std::fs::File::open(path)?;
+        // Opened once, and the fallback below reads this same handle: opening the path again
+        // would wait forever on a named pipe whose writer has already finished (or make it fail
+        // with a broken pipe in between), as `comfyctl normalize fifo` did.
+        let mut file = std::fs::File::open(path)?;
         let meta = file.metadata()?;
         if meta.is_file() && meta.len() >= PARALLEL_READ_BYTES {
-            if let Ok(len) = usize::try_from(meta.len()) {
+            // `vec!` aborts the process when the memory is not there (a huge or sparse file);
+            // the plain read below reports "out of memory" instead, as `read_to_string` did.
+            let len = usize::try_from(meta.len())
+                .ok()
+                .filter(|&len| Vec::<u8>::new().try_reserve_exact(len).is_ok());
+            if let Some(len) = len {
                 let mut buf = vec![0u8; len];
                 let mid = len / 2;
                 let (first, second) = buf.split_at_mut(mid);
@@ -268,7 +277,8 @@ fn read_text_file(path: &Path) -> std::io::Result<String> {
                         .join()
                         .unwrap_or_else(|_| Err(std::io::Error::other("reader panicked")))
                 });
-                // A file that changed size while being read: read it again the plain way.
+                // A file that changed size while being read: read it again the plain way
+                // (`read_exact_at` and `read_at` leave the handle's position at 0).
                 let mut probe = [0u8; 1];
                 if read.is_ok() && file.read_at(&mut probe, len as u64)? == 0 {
                     return String::from_utf8(buf).map_err(|_| {
@@ -280,7 +290,11 @@ fn read_text_file(path: &Path) -> std::io::Result<String> {
                 }
             }
         }
+        let mut text = String::new();
+        file.read_to_string(&mut text)?;
+        Ok(text)
     }
+    #[cfg(not(unix))]
     std::fs::read_to_string(path)
 }
 
@@ -697,6 +711,36 @@ mod tests {
             err.to_string(),
             std::fs::read_to_string(&path).unwrap_err().to_string()
         );
+    }
+
+    /// A named pipe is opened once: opening it again after its writer has finished would wait
+    /// for another writer forever (it did about one time in three).
+    #[cfg(unix)]
+    #[test]
+    fn a_named_pipe_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        for _ in 0..20 {
+            let writer = {
+                let fifo = fifo.clone();
+                std::thread::spawn(move || std::fs::write(&fifo, "{}"))
+            };
+            let (tx, rx) = std::sync::mpsc::channel();
+            {
+                let fifo = fifo.clone();
+                std::thread::spawn(move || tx.send(read_text_file(&fifo)));
+            }
+            let read = rx
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("reading a named pipe does not hang");
+            assert_eq!(read.unwrap(), "{}");
+            writer.join().unwrap().unwrap();
+        }
     }
 
     #[test]

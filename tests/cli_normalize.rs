@@ -274,3 +274,25 @@ fn a_large_workflow_normalizes_the_same_from_a_file_and_from_stdin() {
         "the input is untouched"
     );
 }
+
+/// A file larger than the memory the process may take (a sparse 64 GiB file, with the address
+/// space limited to 4 GB so this holds whatever the machine's overcommit setting): an error that
+/// says so, not an abort.
+#[cfg(unix)]
+#[test]
+fn a_file_too_large_for_memory_is_an_error_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.json");
+    fs::File::create(&path).unwrap().set_len(64 << 30).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("comfyctl");
+    Command::new("sh")
+        .args(["-c", "ulimit -v 4000000 && exec \"$0\" normalize \"$1\""])
+        .arg(&bin)
+        .arg(&path)
+        .assert()
+        .failure()
+        .code(predicate::ne(134).and(predicate::ne(101)))
+        .stderr(
+            predicate::str::contains("huge.json").and(predicate::str::contains("out of memory")),
+        );
+}

@@ -340,7 +340,12 @@ impl<'a> TextWorkflow<'a> {
     /// half on this thread, the second on another, then joins them. `None` when that is not what
     /// `at` is, or when the general path must handle the text.
     fn parse_split(text: &'a str, at: usize) -> Option<Self> {
-        if text.as_bytes().get(at) != Some(&b'{') {
+        // The first half must end with a node's `}`: serde_json also stops with an EOF right
+        // after a comma (`{"1": {…},`), and that first half joined to the second would be `,,`.
+        let ends_a_node = text[..at]
+            .trim_end_matches([' ', '\t', '\n', '\r'])
+            .ends_with('}');
+        if text.as_bytes().get(at) != Some(&b'{') || !ends_a_node {
             return None;
         }
         let (first, second) = std::thread::scope(|s| {
@@ -1666,5 +1671,391 @@ mod tests {
             general(&deep, &t).is_none(),
             "serde_json's recursion limit applies"
         );
+    }
+
+    /// The cut must stop right after a node: a first half that ends in a comma would join with
+    /// the second into `,,`, which serde_json rejects in the whole text.
+    #[test]
+    fn a_cut_after_a_comma_is_refused() {
+        let node = r#"{"class_type": "A", "inputs": {}}"#;
+        for sep in [",,", ", ,", ",\n,\n  ", ",\r\n\t,"] {
+            let text = format!("{{\"1\": {node}{sep}\"2\": {node}}}");
+            assert!(general(&text, &NameTable::builtin()).is_none(), "{text}");
+            for (at, _) in text.match_indices(',') {
+                let mut cut = text.clone();
+                cut.replace_range(at..at + 1, "{");
+                assert!(
+                    TextWorkflow::parse_split(&cut, at).is_none(),
+                    "cut at {at} of {text:?}"
+                );
+            }
+        }
+    }
+
+    /// Node IDs for every branch of [`NodeIndex`] and [`PendingLinks`]: small canonical decimals,
+    /// one past a small text's dense limit, non-canonical twins of them ("007", "07" next to "7"),
+    /// packed and long strings, decimals past 9 digits, u32 and u64, an escaped twin of "7",
+    /// a negative and a fractional "number", the empty ID, a multi-byte one.
+    const ODD_IDS: &[&str] = &[
+        "7",
+        "007",
+        "07",
+        "0",
+        "12:5",
+        "abc",
+        "a long node id 1",
+        "999999999",
+        "1000000000",
+        "4294967296",
+        "18446744073709551616",
+        "1023",
+        "5000",
+        "é",
+        "\\u0037",
+        "-1",
+        "1.0",
+        "",
+    ];
+    const NEWLINES: &[&str] = &["\n", "\r\n"];
+    const INDENTS: &[&str] = &["  ", "    ", "\t", " \t", ""];
+
+    /// (ID pick, class, inputs as (kind, pick, form), meta, extra key, key order)
+    type OddSpec = (
+        usize,
+        usize,
+        Vec<(usize, usize, usize)>,
+        Option<usize>,
+        bool,
+        usize,
+    );
+
+    /// A node with the layout `nl`/`ind`, its keys in one of eight orders, links (to nodes of
+    /// lower rank) in every written form: integer targets, line breaks and tabs inside, a bad
+    /// output index.
+    fn odd_node(spec: &OddSpec, rank: usize, ids: &[String], nl: &str, ind: &str) -> String {
+        let (_, class, inputs, meta, extra, order) = spec;
+        let inner = format!("{nl}{ind}{ind}");
+        let mut ins = Vec::new();
+        for (j, &(kind, pick, form)) in inputs.iter().enumerate() {
+            let v = if kind % 2 == 0 && rank > 0 {
+                let target = &ids[pick % rank];
+                let slot = pick % 3;
+                let int_ok = target
+                    .parse::<u64>()
+                    .is_ok_and(|n| n.to_string() == *target);
+                match form % 5 {
+                    0 if int_ok => format!("[{target}, {slot}]"),
+                    1 => format!("[{inner}{ind}\"{target}\",{inner}{ind}{slot}{inner}]"),
+                    2 => format!("[ \"{target}\" ,\t{slot} ]"),
+                    3 if pick % 7 == 0 => format!("[\"{target}\", 0.0]"),
+                    _ => format!("[\"{target}\", {slot}]"),
+                }
+            } else {
+                LITERALS[pick % LITERALS.len()].to_string()
+            };
+            ins.push(format!("\"in{j}\": {v}"));
+        }
+        let inputs = if ins.is_empty() {
+            "{}".to_string()
+        } else {
+            let deeper = format!("{inner}{ind}");
+            format!("{{{deeper}{}{inner}}}", ins.join(&format!(",{deeper}")))
+        };
+        let mut parts = vec![
+            format!("\"inputs\": {inputs}"),
+            format!("\"class_type\": \"{}\"", CLASSES[class % CLASSES.len()]),
+        ];
+        if let Some(m) = meta {
+            parts.push(format!("\"_meta\": {}", METAS[m % METAS.len()]));
+        }
+        if *extra {
+            parts.push(format!("\"props\": {{\"a\": {{}},{inner}\"b\": [1]}}"));
+        }
+        let len = parts.len();
+        parts.rotate_left(order % len);
+        if order / len % 2 == 1 {
+            parts.reverse();
+        }
+        format!("{{{inner}{}{nl}{ind}}}", parts.join(&format!(",{inner}")))
+    }
+
+    /// A node map of `specs` (links go to lower ranks) written in the order `perm` with the
+    /// layout `nl`/`ind`, each later node indented by its own pick of [`INDENTS`]; and the
+    /// offsets of the commas between its top-level nodes.
+    fn odd_map(
+        specs: &[OddSpec],
+        perm: &[usize],
+        nl: &str,
+        ind: &str,
+        seps: &[usize],
+        lead: &str,
+    ) -> (String, Vec<usize>) {
+        let mut ids: Vec<String> = Vec::new();
+        for (k, s) in specs.iter().enumerate() {
+            let id = ODD_IDS[s.0].to_string();
+            // Mostly distinct IDs (a repeated one sends the file to the general path).
+            ids.push(if ids.contains(&id) && s.0 % 4 != 0 {
+                (100 + k).to_string()
+            } else {
+                id
+            });
+        }
+        let mut text = format!("{lead}{{");
+        let mut boundaries = Vec::new();
+        for (pos, &k) in perm.iter().enumerate() {
+            if pos == 0 {
+                text.push_str(&format!("{nl}{ind}"));
+            } else {
+                boundaries.push(text.len());
+                text.push_str(&format!(",{nl}{}", INDENTS[seps[pos % seps.len()]]));
+            }
+            let node = odd_node(&specs[k], k, &ids, nl, ind);
+            text.push_str(&format!("\"{}\": {node}", ids[k]));
+        }
+        text.push_str(&format!("{nl}}}{nl}"));
+        (text, boundaries)
+    }
+
+    fn odd_spec() -> impl Strategy<Value = OddSpec> {
+        (
+            0..ODD_IDS.len(),
+            0..CLASSES.len(),
+            proptest::collection::vec((0usize..3, 0usize..64, 0usize..5), 0..4),
+            proptest::option::of(0..METAS.len()),
+            proptest::bool::weighted(0.2),
+            0usize..8,
+        )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// Odd IDs, layouts and key orders, links forward and backward in file order: the
+        /// one-thread read agrees with the general path, and a two-thread read cut at any comma
+        /// agrees with the one-thread read (and is taken at every comma between two nodes).
+        #[test]
+        fn odd_layouts_split_like_one_thread(
+            (specs, perm) in proptest::collection::vec(odd_spec(), 1..8).prop_flat_map(|s| {
+                let n = s.len();
+                (Just(s), Just((0..n).collect::<Vec<usize>>()).prop_shuffle())
+            }),
+            nl in 0..NEWLINES.len(),
+            ind in 0..INDENTS.len(),
+            seps in proptest::collection::vec(0..INDENTS.len(), 8),
+            lead in 0usize..4,
+        ) {
+            let lead = ["", " ", "\n", "\r\n\t"][lead];
+            let (text, boundaries) =
+                odd_map(&specs, &perm, NEWLINES[nl], INDENTS[ind], &seps, lead);
+            let table = NameTable::builtin();
+            agree(&text, &table)?;
+            split_agrees(&text, &boundaries, &table)?;
+        }
+    }
+
+    #[test]
+    fn odd_ids_and_layouts_are_taken() {
+        let t = NameTable::builtin();
+        // IDs: "7", "007", "12:5", "5000" (past the dense limit), "abc", "4294967296"; integer
+        // and string links, forward and backward in file order.
+        let specs: Vec<OddSpec> = [0, 1, 4, 12, 5, 9]
+            .iter()
+            .enumerate()
+            .map(|(k, &id)| {
+                let ins = (0..k).map(|j| (0, j, (j + k) % 3)).collect();
+                (id, k, ins, Some(k), k == 3, k)
+            })
+            .collect();
+        for (nl, ind, lead) in [
+            ("\n", "  ", ""),
+            ("\r\n", "\t", " \r\n"),
+            ("\n", "    ", "\n"),
+        ] {
+            let (text, boundaries) =
+                odd_map(&specs, &[3, 0, 5, 1, 4, 2], nl, ind, &[0, 2, 3], lead);
+            assert!(agree(&text, &t).unwrap(), "the fast path takes {text}");
+            let whole = fast(&text, &t);
+            for &at in &boundaries {
+                let mut cut = text.clone();
+                cut.replace_range(at..at + 1, "{");
+                let split = TextWorkflow::parse_split(&cut, at).map(|wf| render(&wf, &t));
+                assert_eq!(split, whole, "cut at {at} of {text}");
+            }
+        }
+    }
+
+    /// `n` nodes (over [`PARALLEL_PARSE_BYTES`] for n ≥ 8000) with IDs of every kind (canonical
+    /// decimals and their "00" twins, "i:k", "n…", decimals past the dense limit, past u32),
+    /// links to nodes of lower rank in a shuffled order (so forward and backward in the file and
+    /// across the cut), integer link targets, varied key orders, empty inputs, a string with an
+    /// escaped `},\n  "`. Top-level nodes are separated by `comma` + line break + indentation;
+    /// `decoy` (0 for none) puts a `},` + top-level line break + indentation + `"` inside every
+    /// node, where a cut must be refused.
+    fn big_odd(n: usize, nl: &str, ind: &str, lead: &str, comma: &str, decoy: usize) -> String {
+        let id = |i: usize| match i % 6 {
+            0 => i.to_string(),
+            1 => format!("00{}", i - 1),
+            2 => format!("{}:{}", i, i % 7),
+            3 => format!("n{i}"),
+            4 => (i * 1000).to_string(),
+            _ => (4_000_000_000u64 + i as u64).to_string(),
+        };
+        let step = 7919;
+        assert!(n % step != 0);
+        let rank = |i: usize| i * step % n;
+        let mut by_rank = vec![0; n];
+        for i in 0..n {
+            by_rank[rank(i)] = i;
+        }
+        let top = format!("{comma}{nl}{ind}\"");
+        // What `split_point` looks for after a `}`.
+        let lure = format!(",{nl}{ind}\"");
+        let (i1, i2, i3) = (
+            format!("{nl}{ind}{ind}"),
+            format!("{nl}{ind}{ind}{ind}"),
+            format!("{nl}{ind}{ind}{ind}{ind}"),
+        );
+        let mut text = format!("{lead}{{{nl}{ind}");
+        for i in 0..n {
+            if i > 0 {
+                text.push_str(&top[..top.len() - 1]);
+            }
+            let mut ins = Vec::new();
+            if i % 13 != 0 {
+                ins.push(format!("\"seed\": {i}"));
+                ins.push(r#""text": "a},\n  \"b""#.to_string());
+                let r = rank(i);
+                for (k, target) in [r.wrapping_sub(1), r / 2].into_iter().enumerate() {
+                    if r == 0 || target >= r {
+                        continue;
+                    }
+                    let t = id(by_rank[target]);
+                    ins.push(
+                        if (i + k) % 2 == 0 && !t.starts_with('0') && t.parse::<u64>().is_ok() {
+                            format!("\"l{k}\": [{t}, {k}]")
+                        } else {
+                            format!("\"l{k}\": [{i3}\"{t}\",{i3}{k}{i2}]")
+                        },
+                    );
+                }
+                if decoy == 3 {
+                    ins.push(format!("\"d\": {{\"k\": {{}}{lure}v\": 1}}"));
+                }
+                if decoy == 5 {
+                    ins.push("\"e\": {}".to_string());
+                    ins.push("\"z\": 1".to_string());
+                }
+                if decoy == 4 {
+                    ins.push("\"e\": {}".to_string());
+                    ins.push(format!("\"f\": [{{}}{lure}s\"]"));
+                }
+            }
+            let inputs = if ins.is_empty() {
+                "{}".to_string()
+            } else if decoy == 5 {
+                // inputs indented like the top level
+                format!("{{{nl}{ind}{}{nl}{ind}}}", ins.join(&format!(",{nl}{ind}")))
+            } else {
+                format!("{{{i2}{}{i1}}}", ins.join(&format!(",{i2}")))
+            };
+            let mut keys = vec![
+                format!("\"inputs\": {inputs}"),
+                format!("\"class_type\": \"C{}\"", i % 4),
+            ];
+            if i % 5 == 0 || decoy == 1 {
+                let meta = if decoy == 1 {
+                    format!("{{\"x\": {{}}{lure}title\": \"T\"}}")
+                } else {
+                    format!("{{{i2}\"title\": \"T{}\"{i1}}}", i % 3)
+                };
+                keys.push(format!("\"_meta\": {meta}"));
+            }
+            if i % 11 == 0 || decoy == 2 {
+                let sep = if decoy == 2 { &lure[..] } else { ", \"" };
+                keys.push(format!("\"props\": {{\"a\": {{}}{sep}b\": [1]}}"));
+            }
+            if i % 3 == 0 {
+                keys.rotate_left(1);
+            }
+            text.push_str(&format!(
+                "\"{}\": {{{i1}{}{nl}{ind}}}",
+                id(i),
+                keys.join(&format!(",{i1}"))
+            ));
+        }
+        text.push_str(&format!("{nl}}}{nl}"));
+        text
+    }
+
+    /// Reads `text` (large) through [`with_workflow`]: the text comes back unchanged, the result
+    /// is the one-thread read's (and, with `general`, the general path's); `split` says whether
+    /// the two-thread read must have been used.
+    fn check_big(text: &str, t: &NameTable, split: bool, general_too: bool) -> Option<String> {
+        assert!(text.len() >= PARALLEL_PARSE_BYTES);
+        let at = split_point(text);
+        let cut_taken = at.is_some_and(|at| {
+            let mut cut = text.to_string();
+            cut.replace_range(at..at + 1, "{");
+            TextWorkflow::parse_split(&cut, at).is_some()
+        });
+        assert_eq!(cut_taken, split, "cut at {at:?}");
+        let mut t2 = text.to_string();
+        let out = with_workflow(&mut t2, |wf| render(wf, t));
+        assert!(t2 == text, "the text is given back unchanged");
+        assert!(out == fast(text, t), "same as the one-thread read");
+        if general_too {
+            assert!(
+                out.is_none() || out == general(text, t),
+                "same as the general path"
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn large_files_with_odd_ids_and_layouts_split_like_one_thread() {
+        let t = NameTable::builtin();
+        for (nl, ind, lead) in [
+            ("\n", "  ", ""),
+            ("\r\n", "\t", " \r\n"),
+            ("\n", "    ", "\t"),
+        ] {
+            let text = big_odd(8009, nl, ind, lead, ",", 0);
+            assert!(check_big(&text, &t, true, true).is_some());
+        }
+        // Duplicates across the halves, of a decimal and of another ID; a dangling link from the
+        // second half into the first; a first half that ends in a comma.
+        let text = big_odd(8009, "\n", "  ", "", ",", 0);
+        let cut = split_point(&text).unwrap();
+        let late = |needle: &str| cut + text[cut..].find(needle).unwrap();
+        let mut bad = Vec::new();
+        for (old, new) in [("\"4800\": {", "\"6\": {"), ("\"n4803\": {", "\"n3\": {")] {
+            let at = late(old);
+            bad.push(format!("{}{new}{}", &text[..at], &text[at + old.len()..]));
+        }
+        let at = late("\"l0\": [");
+        bad.push(format!(
+            "{}\"l0\": [\"00\", 0], \"x\": [{}",
+            &text[..at],
+            &text[at + 7..]
+        ));
+        bad.push(format!("{},{}", &text[..cut], &text[cut..]));
+        for text in &bad {
+            assert!(check_big(text, &t, false, false).is_none());
+        }
+    }
+
+    #[test]
+    fn large_files_with_a_decoy_cut_fall_back_to_one_thread() {
+        let t = NameTable::builtin();
+        // A cut inside `_meta`, inside another key, inside a literal input, inside a list in an
+        // input, between inputs indented like the top level: each is refused.
+        for decoy in 1..=5 {
+            let text = big_odd(8009, "\n", "  ", "", " ,", decoy);
+            assert!(split_point(&text).is_some());
+            assert!(
+                check_big(&text, &t, false, decoy == 1).is_some(),
+                "decoy {decoy}"
+            );
+        }
     }
 }
