@@ -100,6 +100,7 @@ impl TextInput {
 /// Links whose targets are looked up once every node ID is known (links point forward too).
 /// Kept small (12 bytes a link), since a large workflow has hundreds of thousands of them: a
 /// decimal target ID is stored as its value (see [`NodeIndex`]), any other in `ids`.
+#[derive(Default)]
 struct PendingLinks<'a> {
     /// (input index, output index, target): the target's value, or [`BY_ID`] + index into `ids`.
     links: Vec<(u32, u32, u32)>,
@@ -126,6 +127,30 @@ impl<'a> PendingLinks<'a> {
         };
         self.links.push((input as u32, slot, target));
         true
+    }
+
+    /// Adds `other`'s links, whose inputs are numbered from `inputs` on here.
+    fn append(&mut self, other: PendingLinks<'a>, inputs: u32) {
+        let ids = self.ids.len() as u32;
+        self.links
+            .extend(other.links.iter().map(|&(input, slot, target)| {
+                let target = if target & BY_ID == 0 {
+                    target
+                } else {
+                    target + ids
+                };
+                (input + inputs, slot, target)
+            }));
+        self.ids.extend(other.ids);
+    }
+
+    /// The node a link's `target` names in `index`, if there is one.
+    fn source(&self, target: u32, index: &NodeIndex) -> Option<usize> {
+        if target & BY_ID == 0 {
+            index.get_decimal(target as usize)
+        } else {
+            index.get(&self.ids[(target & !BY_ID) as usize])
+        }
     }
 }
 
@@ -437,18 +462,7 @@ impl<'a> TextWorkflow<'a> {
             return None;
         }
         self.others.extend(other.others);
-        let ids = self.pending.ids.len() as u32;
-        self.pending
-            .links
-            .extend(other.pending.links.iter().map(|&(input, slot, target)| {
-                let target = if target & BY_ID == 0 {
-                    target
-                } else {
-                    target + ids
-                };
-                (input + inputs, slot, target)
-            }));
-        self.pending.ids.extend(other.pending.ids);
+        self.pending.append(other.pending, inputs);
         Some(())
     }
 
@@ -468,20 +482,14 @@ impl<'a> TextWorkflow<'a> {
         if self.nodes.len() >= NOT_A_LINK as usize || self.inputs.len() > u32::MAX as usize {
             return None;
         }
-        let pending = std::mem::take(&mut self.pending.links);
-        for (input, slot, target) in pending {
+        let pending = std::mem::take(&mut self.pending);
+        for &(input, slot, target) in &pending.links {
             // A link to a missing node is an error with a diagnostic: the general path's job.
-            let src = if target & BY_ID == 0 {
-                self.index.get_decimal(target as usize)
-            } else {
-                self.index
-                    .get(&self.pending.ids[(target & !BY_ID) as usize])
-            }?;
+            let src = pending.source(target, &self.index)?;
             let inp = &mut self.inputs[input as usize];
             inp.src = src as u32;
             inp.slot = slot;
         }
-        self.pending.ids = Vec::new();
         let links = Links::of(&self);
         if has_cycle(&links) {
             return None;
