@@ -1,14 +1,12 @@
 //! Command-line definitions (clap derive). Parsing only; the work happens in the modules.
+//!
+//! Environment variables (COMFY_URL, RUNPOD_ENDPOINT_ID, ...) are read in [`crate::settings`],
+//! after the flags, so that a flag always beats the environment; clap never reads them, and so
+//! never prints their values in `--help`.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// The client ID used when neither `--client-id` nor `COMFY_CLIENT_ID` is given: the same one
-/// the RunPod worker-comfyui handler uses, so a server sees one stable identity.
-pub const DEFAULT_CLIENT_ID: &str = "runpod-worker-stable-client";
-/// ComfyUI's default listen address.
-pub const DEFAULT_COMFY_URL: &str = "http://127.0.0.1:8188";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -131,12 +129,14 @@ pub struct SendArgs {
     pub names: Option<PathBuf>,
 
     // ---- direct ComfyUI ----
-    /// ComfyUI server URL (http or https, optional base path).
-    #[arg(long, env = "COMFY_URL", hide_env_values = true, value_name = "URL")]
+    /// ComfyUI server URL (http or https, optional base path; a bare host:port means http)
+    /// [env: COMFY_URL; default http://127.0.0.1:8188].
+    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
-    /// Client ID sent with every request (a stable identity for the server).
-    #[arg(long, env = "COMFY_CLIENT_ID", hide_env_values = true, default_value = DEFAULT_CLIENT_ID, value_name = "ID")]
-    pub client_id: String,
+    /// Client ID sent with every request (a stable identity for the server)
+    /// [env: COMFY_CLIENT_ID; default runpod-worker-stable-client].
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
     /// Extra HTTP header for ComfyUI behind a proxy, `Name: value` (repeatable). Values are never printed.
     #[arg(long = "header", value_name = "NAME: VALUE")]
     pub headers: Vec<String>,
@@ -176,25 +176,21 @@ pub struct SendArgs {
     // ---- common ----
     #[command(flatten)]
     pub out: OutputArgs,
-    /// Give up (and cancel the remote job) after this long, e.g. 90s, 10m, 1h.
-    #[arg(long, value_parser = parse_duration, default_value = "30m", value_name = "DURATION")]
-    pub timeout: Duration,
+    /// Give up (and cancel the remote job) after this long, e.g. 90s, 10m, 1h; 0 or `none`
+    /// for no limit.
+    #[arg(long, value_parser = parse_timeout, default_value = "30m", value_name = "DURATION")]
+    pub timeout: Timeout,
 }
 
 /// How to reach a RunPod endpoint.
 #[derive(Debug, Args, Clone, Default)]
 pub struct RunpodTarget {
-    /// RunPod endpoint ID (selects the RunPod path).
-    #[arg(
-        long,
-        env = "RUNPOD_ENDPOINT_ID",
-        hide_env_values = true,
-        value_name = "ID"
-    )]
+    /// RunPod endpoint ID (selects the RunPod path) [env: RUNPOD_ENDPOINT_ID].
+    #[arg(long, value_name = "ID")]
     pub endpoint: Option<String>,
     /// Replace the whole RunPod base URL (https://api.runpod.ai/v2/ID), e.g. the SDK's local test
-    /// server at http://127.0.0.1:8000. Selects the RunPod path.
-    #[arg(long, env = "RUNPOD_URL", hide_env_values = true, value_name = "URL")]
+    /// server at http://127.0.0.1:8000. Selects the RunPod path [env: RUNPOD_URL].
+    #[arg(long, value_name = "URL")]
     pub runpod_url: Option<String>,
     /// Read the RunPod API key from this file (default: the RUNPOD_API_KEY environment variable).
     /// There is deliberately no flag that takes the key itself.
@@ -238,8 +234,14 @@ pub struct OutputArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The RunPod job ID that `send` printed.
+    /// The job ID that `send` printed (a RunPod job ID, or a ComfyUI prompt ID with --url).
     pub job_id: String,
+    /// The ComfyUI server the prompt was queued on [env: COMFY_URL].
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Extra HTTP header for ComfyUI behind a proxy, `Name: value` (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
     #[command(flatten)]
     pub runpod: RunpodTarget,
     /// Wait until the job finishes, then save its outputs.
@@ -250,9 +252,9 @@ pub struct StatusArgs {
     pub save: bool,
     #[command(flatten)]
     pub out: OutputArgs,
-    /// With --wait: give up after this long.
-    #[arg(long, value_parser = parse_duration, default_value = "30m", value_name = "DURATION")]
-    pub timeout: Duration,
+    /// With --wait: give up after this long; 0 or `none` for no limit.
+    #[arg(long, value_parser = parse_timeout, default_value = "30m", value_name = "DURATION")]
+    pub timeout: Timeout,
 }
 
 #[derive(Debug, Args)]
@@ -276,9 +278,9 @@ pub struct SchemaArgs {
 pub enum SchemaCommand {
     /// Fetch /object_info from a server and save it in the user cache (used by verify offline).
     Pull {
-        /// ComfyUI server URL.
-        #[arg(long, env = "COMFY_URL", hide_env_values = true, default_value = DEFAULT_COMFY_URL)]
-        url: String,
+        /// ComfyUI server URL [env: COMFY_URL; default http://127.0.0.1:8188].
+        #[arg(long)]
+        url: Option<String>,
         /// Extra HTTP header `Name: value` (repeatable).
         #[arg(long = "header", value_name = "NAME: VALUE")]
         headers: Vec<String>,
@@ -298,14 +300,37 @@ pub struct ConvertArgs {
     pub schema: SchemaSource,
 }
 
-/// Parses `90s`, `10m`, `1h30m`, `500ms`; a bare number means seconds.
+/// The longest duration any flag takes (a year): far past every real job, and far from the
+/// overflow of `Instant + Duration`.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Parses `90s`, `10m`, `1h30m`, `500ms`; a bare number means seconds. At most a year.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Ok(Duration::from_secs_f64(secs));
+    let d = if let Ok(secs) = s.parse::<f64>() {
+        if !secs.is_finite() || secs < 0.0 {
+            return Err(format!("'{s}' is not a duration; try 90s, 10m or 1h"));
         }
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
+    } else {
+        humantime::parse_duration(s)
+            .map_err(|e| format!("'{s}' is not a duration ({e}); try 90s, 10m or 1h"))?
+    };
+    if d > MAX_DURATION {
+        return Err(format!("'{s}' is longer than a year; try 90s, 10m or 1h"));
     }
-    humantime::parse_duration(s)
-        .map_err(|e| format!("'{s}' is not a duration ({e}); try 90s, 10m or 1h"))
+    Ok(d)
+}
+
+/// A `--timeout`: a duration, or no limit (`0` / `none`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeout(pub Option<Duration>);
+
+/// Parses a `--timeout`: a duration, or `0` / `none` for no limit.
+pub fn parse_timeout(s: &str) -> Result<Timeout, String> {
+    if s.trim().eq_ignore_ascii_case("none") {
+        return Ok(Timeout(None));
+    }
+    let d = parse_duration(s)?;
+    Ok(Timeout((!d.is_zero()).then_some(d)))
 }

@@ -1,7 +1,9 @@
 //! The library's error type. `main` maps each variant to an exit code in one place
 //! ([`Error::exit_code`]), so scripts can tell "fix your workflow" from "the server is down".
+//! Retries and exit codes match on variants and [`NetKind`]s, never on message text.
 
 use crate::diagnostic::Diagnostic;
+use crate::net::{NetError, NetKind};
 use crate::workflow::LoadError;
 use std::fmt::Write as _;
 
@@ -21,7 +23,10 @@ pub mod exit {
     pub const TIMEOUT: i32 = 4;
     /// Could not talk to the server: connection refused, DNS, TLS, unexpected responses, 5xx.
     pub const SERVER: i32 = 5;
-    /// Interrupted by Ctrl-C (the remote job was cancelled).
+    /// The job finished on the server but its outputs could not be saved (disk full,
+    /// permissions); the message names the command that saves them later.
+    pub const SAVE_FAILED: i32 = 6;
+    /// Interrupted by Ctrl-C, SIGTERM or SIGHUP (the remote job was cancelled).
     pub const INTERRUPTED: i32 = 130;
 }
 
@@ -69,6 +74,23 @@ pub enum Error {
     #[error("{0}")]
     Server(String),
 
+    /// A failed exchange with a server, by kind (unreachable, HTTP status, bad answer, ...).
+    #[error(transparent)]
+    Net(#[from] NetError),
+
+    /// The job finished on the server, but its outputs could not be saved here (disk full,
+    /// permissions). `refetch` is the command that saves them later.
+    #[error("{message}\nthe job's outputs are still on the server; save them with: {refetch}")]
+    SaveFailed { message: String, refetch: String },
+
+    /// A job command failed: the error, and the job's result as far as it got (job ID, target,
+    /// timings), which `--json` prints whole.
+    #[error("{source}")]
+    Job {
+        source: Box<Error>,
+        result: Box<serde_json::Value>,
+    },
+
     /// Local file system trouble (writing outputs, reading inputs).
     #[error("{context}: {source}")]
     Io {
@@ -97,7 +119,21 @@ impl Error {
             Error::Timeout(_) => exit::TIMEOUT,
             Error::Interrupted(_) => exit::INTERRUPTED,
             Error::Server(_) => exit::SERVER,
+            Error::Net(e) => match e.kind {
+                NetKind::Status(401 | 403 | 407) => exit::AUTH,
+                _ => exit::SERVER,
+            },
+            Error::SaveFailed { .. } => exit::SAVE_FAILED,
             Error::Io { .. } => exit::FAILED,
+            Error::Job { source, .. } => source.exit_code(),
+        }
+    }
+
+    /// The innermost error (through [`Error::Job`]).
+    pub fn inner(&self) -> &Error {
+        match self {
+            Error::Job { source, .. } => source.inner(),
+            e => e,
         }
     }
 
@@ -119,8 +155,30 @@ impl Error {
             Error::Failed(_) => "failed",
             Error::Timeout(_) => "timeout",
             Error::Interrupted(_) => "interrupted",
-            Error::Server(_) => "server",
+            Error::Server(_) | Error::Net(_) => "server",
+            Error::SaveFailed { .. } => "save_failed",
             Error::Io { .. } => "io",
+            Error::Job { source, .. } => source.kind(),
+        }
+    }
+
+    /// What `--json` prints on standard output for this error: the job's result with its
+    /// `error` filled in for a job command, else `{"schema_version", "status": "error", "error"}`.
+    pub fn json_document(&self) -> serde_json::Value {
+        match self {
+            Error::Job { result, .. } => {
+                let mut v = (**result).clone();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("status".into(), "error".into());
+                    o.insert("error".into(), self.to_json());
+                }
+                v
+            }
+            _ => serde_json::json!({
+                "schema_version": crate::result::SCHEMA_VERSION,
+                "status": "error",
+                "error": self.to_json(),
+            }),
         }
     }
 
@@ -140,6 +198,7 @@ impl Error {
             Error::InvalidWorkflow { diagnostics, .. } | Error::Rejected { diagnostics, .. } => {
                 diagnostics
             }
+            Error::Job { source, .. } => source.diagnostics(),
             _ => &[],
         }
     }

@@ -284,6 +284,8 @@ pub struct Plan {
     pub edits: Vec<(String, String, Value)>,
     /// The seed actually used, when one was set.
     pub seed: Option<u64>,
+    /// Whether the workflow has a seed input `--seed` / `--random-seed` can set (for hints).
+    pub has_seed: bool,
     /// Things worth telling the user that do not stop the run (e.g. `--set` of an input the node
     /// does not have yet: it may be a valid optional input, or a typo).
     pub warnings: Vec<String>,
@@ -396,7 +398,10 @@ pub fn plan(
         diagnostics: d,
     })?;
     let pts = analyze(&g);
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        has_seed: !pts.seeds.is_empty(),
+        ..Plan::default()
+    };
 
     // Images.
     let loaders: Vec<usize> = (0..g.len())
@@ -540,7 +545,7 @@ pub fn plan(
                         s.node, s.input, g.ids[i], g.class[i]
                     )));
                 }
-                if !names.iter().any(|n| n.eq_ignore_ascii_case(&s.input)) && crate::verify::close_match(&s.input, &names).is_some() {
+                if !names.iter().any(|n| n.eq_ignore_ascii_case(&s.input)) && crate::suggest::close_match(&s.input, &names).is_some() {
                     return Err(Error::Usage(format!(
                         "--set {}.{}: node {} ({}) has no input '{}'; did you mean '{}'? Its inputs: {}",
                         s.node,
@@ -548,7 +553,7 @@ pub fn plan(
                         g.ids[i],
                         g.class[i],
                         s.input,
-                        crate::verify::close_match(&s.input, &names).unwrap_or_default(),
+                        crate::suggest::close_match(&s.input, &names).unwrap_or_default(),
                         names.join(", ")
                     )));
                 }

@@ -1,50 +1,55 @@
 //! comfyctl: a command-line client for ComfyUI and RunPod ComfyUI workers.
 //!
-//! One module per concern: the [`workflow`] model, [`normalize`], [`verify`], [`inject`]ion,
-//! the [`comfy`] and [`runpod`] clients, [`outputs`] saving, [`report`]ing, [`schema`] and
-//! [`convert`], and [`error`]s. `main.rs` only parses arguments and maps errors to exit codes.
+//! Layers, top to bottom (no module imports one above it):
+//! - [`commands`]: one file per subcommand; [`settings`] resolves the command line once.
+//! - [`engine`]: one way to run a job on any target ([`comfy`], [`runpod`]), with one
+//!   [`result`] schema; [`cancel`]lation fed by signals and the deadline.
+//! - [`job`] (a prepared job), [`load`] (reading any workflow source), [`outputs`] (the one
+//!   saving path), [`schema`], [`convert`], [`verify`], [`inject`]ion, [`normalize`].
+//! - [`net`] (the one network layer), [`workflow`] (the model), [`redacted`] (secrets and the
+//!   one scrubber), [`error`]s, [`report`]ing.
+//!
+//! `main.rs` only parses arguments, prints errors and maps them to exit codes.
 
+pub mod cancel;
 pub mod cli;
 pub mod comfy;
 pub mod commands;
 pub mod convert;
 pub mod diagnostic;
+pub mod engine;
 pub mod error;
 pub mod inject;
+pub mod job;
+pub mod load;
 pub mod media;
+pub mod net;
 pub mod normalize;
 pub mod outputs;
 pub mod redacted;
 pub mod report;
+pub mod result;
 pub mod runpod;
 pub mod schema;
-pub mod send;
+pub mod settings;
+pub mod suggest;
 pub mod verify;
 pub mod workflow;
 
 use cli::{Cli, Command};
-use error::{Error, Result};
+use error::Result;
 
 /// Runs a parsed command line; returns the exit code of a run that did not fail.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Normalize(a) => commands::normalize_cmd(&a),
-        Command::Verify(a) => commands::verify_cmd(&a),
-        Command::Convert(a) => commands::convert_cmd(&a),
-        Command::Schema(a) => schema::cmd(&a),
-        Command::Send(a) => runtime()?.block_on(send::run(*a)),
-        Command::Status(a) => runtime()?.block_on(runpod::status(&a)),
-        Command::Cancel(a) => runtime()?.block_on(runpod::cancel(&a)),
+        Command::Normalize(a) => commands::normalize::run(&a),
+        Command::Verify(a) => commands::verify::run(&a),
+        Command::Convert(a) => commands::convert::run(&a),
+        Command::Schema(a) => commands::schema::run(&a),
+        Command::Send(a) => commands::send::run(&a),
+        Command::Status(a) => commands::status::run(&a),
+        Command::Cancel(a) => commands::cancel::run(&a),
     }
-}
-
-/// A small multi-threaded runtime for the network commands.
-pub fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::io("starting the async runtime", e))
 }
 
 /// Whether the command line asked for `--json` output (errors are then also JSON on stdout).

@@ -1,5 +1,6 @@
 //! The `comfyctl` binary: parse arguments, run, and turn errors into messages and exit codes.
-//! Exit codes are chosen in exactly one place, [`comfyctl::error::Error::exit_code`].
+//! This is the only place errors are printed; exit codes are chosen in exactly one place,
+//! [`comfyctl::error::Error::exit_code`].
 
 use clap::Parser;
 use comfyctl::cli::Cli;
@@ -11,10 +12,9 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             if json {
-                let v = serde_json::json!({"status": "error", "error": e.to_json()});
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&v).expect("serializable")
+                let v = e.json_document();
+                comfyctl::report::print_stdout(
+                    &serde_json::to_string_pretty(&v).expect("serializable"),
                 );
             }
             eprintln!("comfyctl: error: {e}");

@@ -196,3 +196,24 @@ pub fn human_bytes(n: u64) -> String {
         format!("{v:.1} {}", UNITS[u])
     }
 }
+
+/// Prints `text` and a newline on standard output. A closed pipe (`comfyctl … | head -1`) ends
+/// the program quietly, as in cargo and ripgrep: the reader has what it wanted.
+pub fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let r = out
+        .write_all(text.as_bytes())
+        .and_then(|_| out.write_all(b"\n"))
+        .and_then(|_| out.flush());
+    if let Err(e) = r {
+        exit_on_broken_pipe(&e);
+    }
+}
+
+/// Ends the process quietly when `e` is a closed standard output.
+pub fn exit_on_broken_pipe(e: &std::io::Error) {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+}

@@ -1,30 +1,32 @@
-//! RunPod serverless: `comfyctl send --endpoint`, `comfyctl status JOB_ID`, `comfyctl cancel JOB_ID`.
+//! A RunPod serverless endpoint as a [`Target`]: build the worker-comfyui request (workflow +
+//! inline images), check its size against RunPod's limits *before* uploading, `POST /run` (or
+//! `/runsync`), poll `/status/{id}` adaptively, then hand each output to the engine to save.
+//! A cancelled run cancels the remote job (`POST /cancel/{id}`) so nobody pays for a result no
+//! one will collect.
 //!
-//! The flow: build the worker-comfyui request (workflow + inline images), check its size against
-//! RunPod's limits *before* uploading, `POST /run` (or `/runsync`), print the job ID at once so a
-//! script can resume, poll `/status/{id}` adaptively, then stream every output file to disk.
-//! `--timeout`, Ctrl-C and SIGTERM cancel the remote job (`POST /cancel/{id}`) so nobody pays for
-//! a result that no one will collect.
-//!
-//! Submodules: [`client`] (HTTP, auth, retries), [`poll`] (intervals, backoff), [`response`]
-//! (borrowed parsing of answers and output shapes), [`save`] (streaming decode/download).
+//! Submodules: [`client`] (HTTP, auth, retries), [`poll`] (intervals), [`response`] (borrowed
+//! parsing of answers and output shapes).
 
 pub mod client;
 pub mod poll;
 pub mod response;
-pub mod save;
 
-use crate::cli::{CancelArgs, SendArgs, StatusArgs};
+use crate::engine::{Event, Events, OutputRef, Target};
 use crate::error::{Error, Result};
-use crate::outputs::{OutputDir, SavedFile};
-use crate::report::{human_bytes, Reporter};
-use crate::send::Prepared;
+use crate::job::Prepared;
+use crate::net::{NetError, NetKind};
+use crate::outputs::{Body, SaveError};
+use crate::redacted::shell_quote;
+use crate::report::human_bytes;
+use crate::result::{secs, JobResult, TargetInfo};
+use crate::schema::Schema;
+use crate::settings::{Preflight, RunpodEndpoint, RunpodOptions};
 use base64::Engine as _;
 use client::{Client, Reply};
-use response::JobBody;
-use serde::Serialize;
+use response::{JobBody, Source};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Request body limit of `/run` (RunPod documents 10 MB).
@@ -32,221 +34,97 @@ pub const RUN_LIMIT: usize = 10_000_000;
 /// Request body limit of `/runsync` (RunPod documents 20 MB).
 pub const RUNSYNC_LIMIT: usize = 20_000_000;
 
-/// What `--json` prints: one object, at the end, for success and failure alike.
-#[derive(Debug, Default, Serialize)]
-pub struct JobReport {
-    /// `completed`, `in_progress`/`in_queue` (status without --wait), `cancelled` (cancel), or `error`.
-    pub status: String,
-    pub job_id: Option<String>,
-    pub endpoint: Option<String>,
-    /// The base URL requests went to (never contains the key).
-    pub target: String,
-    /// `run` or `runsync` (send), `status`, `cancel`.
-    pub mode: String,
-    /// RunPod's own status word (COMPLETED, FAILED, ...).
-    pub runpod_status: Option<String>,
-    pub delay_time_ms: Option<u64>,
-    pub execution_time_ms: Option<u64>,
-    pub worker_id: Option<String>,
-    pub outputs: Vec<SavedFile>,
-    /// Output files the job announced (status without saving).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub announced: Vec<String>,
-    pub warnings: Vec<String>,
-    pub timings: Timings,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<Value>,
+/// A RunPod endpoint, as the engine drives it.
+#[derive(Debug)]
+pub struct RunpodTarget {
+    client: Client,
+    opts: RunpodOptions,
+    client_id: String,
+    object_info: Option<PathBuf>,
+    /// How long `/runsync` may hold the request (the run's deadline).
+    sync_wait: Duration,
+    /// `-o DIR` as it can be pasted into a printed command.
+    out_dir: String,
 }
 
-/// Wall-clock phases in milliseconds.
-#[derive(Debug, Default, Serialize)]
-pub struct Timings {
-    pub submit_ms: Option<u64>,
-    pub wait_ms: Option<u64>,
-    pub save_ms: Option<u64>,
-    pub total_ms: u64,
+/// A submitted job: its ID and the last answer about it.
+pub struct Remote {
+    id: String,
+    body: Vec<u8>,
+    known: bool,
 }
 
-fn ms(d: Duration) -> u64 {
-    d.as_millis() as u64
+/// A COMPLETED job: the final answer and where each output's bytes are in it.
+pub struct Finished {
+    body: Vec<u8>,
+    files: Vec<(String, Loc)>,
+    status: Option<String>,
+    warnings: Vec<String>,
 }
 
-/// Why the flow stopped early.
-enum Stop {
-    Timeout,
-    Signal(&'static str),
+/// Where one output's bytes are.
+enum Loc {
+    /// Base64 text at this byte range of the final body (no copy).
+    InBody(std::ops::Range<usize>),
+    /// Base64 text that had JSON escapes, unescaped.
+    Owned(String),
+    Url(String),
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM (what cron's `timeout` and service managers send).
-async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return "Ctrl-C";
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => "Ctrl-C",
-            _ = term.recv() => "SIGTERM",
-        }
+impl RunpodTarget {
+    pub fn new(
+        endpoint: RunpodEndpoint,
+        opts: RunpodOptions,
+        client_id: &str,
+        object_info: Option<PathBuf>,
+        deadline: Option<Duration>,
+        out_dir: &std::path::Path,
+    ) -> Result<Self> {
+        Ok(RunpodTarget {
+            client: Client::new(endpoint)?,
+            opts,
+            client_id: client_id.to_string(),
+            object_info,
+            sync_wait: deadline.unwrap_or(Duration::from_secs(300)),
+            out_dir: shell_quote(&out_dir.display().to_string()),
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    }
-}
 
-/// Prints the final result (JSON object or nothing) and turns an error into its exit code, with
-/// the job ID attached so a script can resume even after a failure.
-fn conclude(r: Result<i32>, mut report: JobReport, json: bool, started: Instant) -> Result<i32> {
-    report.timings.total_ms = ms(started.elapsed());
-    match r {
-        Ok(code) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).expect("serializable")
-                );
-            }
-            Ok(code)
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// `comfyctl SUB ID --endpoint … [rest]`, as it can be pasted (the key comes from
+    /// RUNPOD_API_KEY or the same --api-key-file).
+    pub fn command(&self, sub: &str, id: &str, rest: &str) -> String {
+        let mut s = format!("comfyctl {sub} {}", shell_quote(id));
+        if !self.client.endpoint.flags.is_empty() {
+            s.push(' ');
+            s.push_str(&self.client.endpoint.flags);
         }
-        Err(e) => {
-            if !json {
-                return Err(e);
-            }
-            report.status = "error".into();
-            report.error = Some(e.to_json());
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).expect("serializable")
-            );
-            eprintln!("comfyctl: error: {e}");
-            Ok(e.exit_code())
+        if !rest.is_empty() {
+            s.push(' ');
+            s.push_str(rest);
         }
+        s
+    }
+
+    /// The worker-comfyui request:
+    /// `{"input": {"workflow", "images", "client_id", ...}, "policy"?, "webhook"?}`. Other `input`
+    /// keys of a RunPod request file (e.g. `comfy_org_api_key`) are kept, and so are its images
+    /// unless an injected image has the same name. Also returns warnings: LoadImage nodes whose
+    /// file travels in no `input.images` entry.
+    pub fn build_request(&self, prepared: &Prepared) -> (Vec<u8>, Vec<String>) {
+        build_request(&self.opts, &self.client_id, prepared)
     }
 }
 
-/// `comfyctl send --endpoint` / `--runpod-url`.
-pub async fn send(args: &SendArgs, prepared: Prepared, reporter: &Reporter) -> Result<i32> {
-    let started = Instant::now();
-    let mut report = JobReport {
-        mode: if args.sync { "runsync" } else { "run" }.into(),
-        ..Default::default()
-    };
-    let r = send_inner(args, &prepared, reporter, &mut report).await;
-    reporter.finish();
-    conclude(r, report, args.out.json, started)
-}
-
-async fn send_inner(
-    args: &SendArgs,
+/// See [`RunpodTarget::build_request`].
+pub fn build_request(
+    opts: &RunpodOptions,
+    client_id: &str,
     prepared: &Prepared,
-    reporter: &Reporter,
-    report: &mut JobReport,
-) -> Result<i32> {
-    let client = Client::new(&args.runpod)?;
-    report.target = client.base().to_string();
-    report.endpoint = client.endpoint().map(str::to_string);
-    let (body, warnings) = build_request(args, prepared)?;
-    for w in warnings {
-        reporter.warn(&w);
-        report.warnings.push(w);
-    }
-    let (limit, route, other) = if args.sync {
-        (RUNSYNC_LIMIT, "/runsync", "")
-    } else {
-        (
-            RUN_LIMIT,
-            "/run",
-            "use --sync (/runsync takes up to 20 MB), ",
-        )
-    };
-    if body.len() > limit {
-        return Err(Error::Usage(format!(
-            "the request is {} but RunPod's {route} accepts at most {} (input images travel inside it as base64, which adds a third); {other}send smaller images (JPEG, or downscaled), or put the inputs on the endpoint's network volume",
-            human_bytes(body.len() as u64),
-            human_bytes(limit as u64)
-        )));
-    }
-    reporter.debug(
-        1,
-        format!(
-            "request: {} to {}{route}",
-            human_bytes(body.len() as u64),
-            client.base()
-        ),
-    );
-    // Checked before submitting: a bad -o must not cost a paid job.
-    let dir = OutputDir::new(&args.out.output_dir, args.out.overwrite)?;
-    let job_id = std::sync::Mutex::new(None::<String>);
-
-    let stop = {
-        let flow = submit_and_wait(args, &client, &body, &dir, reporter, report, &job_id);
-        tokio::select! {
-            r = flow => return r,
-            _ = tokio::time::sleep(args.timeout) => Stop::Timeout,
-            s = shutdown_signal() => Stop::Signal(s),
-        }
-    };
-    // The flow future is dropped here: any half-written output file is deleted with it.
-    let id = job_id.lock().expect("not poisoned").clone();
-    let finished = report
-        .runpod_status
-        .as_deref()
-        .is_some_and(response::is_final);
-    let cancelled = match &id {
-        Some(id) if finished => format!(
-            " had already finished, but not all of its outputs were saved; fetch them with: comfyctl status {id} --save"
-        ),
-        Some(id) => cancel_quietly(&client, id, reporter).await,
-        None => {
-            if args.sync {
-                reporter.warn("the /runsync request had not answered yet, so its job ID is unknown and it cannot be cancelled; it may still run");
-            }
-            String::new()
-        }
-    };
-    let job = id
-        .map(|i| format!("job {i}"))
-        .unwrap_or_else(|| "the job".into());
-    Err(match stop {
-        Stop::Timeout => Error::Timeout(format!(
-            "no result after {} (--timeout); {job}{cancelled}",
-            humantime::format_duration(args.timeout)
-        )),
-        Stop::Signal(s) => Error::Interrupted(format!("{s}; {job}{cancelled}")),
-    })
-}
-
-/// Cancels after a timeout or signal; returns a clause for the error message. Bounded to 10 s.
-async fn cancel_quietly(client: &Client, id: &str, reporter: &Reporter) -> String {
-    if client.is_local_sdk() {
-        return " keeps running: the runpod SDK's local test server has no /cancel".into();
-    }
-    let r = tokio::time::timeout(Duration::from_secs(10), client.cancel(id, reporter)).await;
-    match r {
-        Ok(Ok(reply)) if reply.status == 200 => " was cancelled".into(),
-        Ok(Ok(reply)) => format!(
-            " could not be cancelled (HTTP {}: {}); try: comfyctl cancel {id}",
-            reply.status,
-            client.excerpt(&reply.body)
-        ),
-        Ok(Err(e)) => format!(" could not be cancelled ({e}); try: comfyctl cancel {id}"),
-        Err(_) => format!(" could not be cancelled in 10 s; try: comfyctl cancel {id}"),
-    }
-}
-
-/// The worker-comfyui request: `{"input": {"workflow", "images", "client_id", ...}, "policy"?, "webhook"?}`.
-/// Other `input` keys of a RunPod request file (e.g. `comfy_org_api_key`) are kept, and so are its
-/// images unless an injected image has the same name.
-/// Also returns warnings: LoadImage nodes whose file travels in no `input.images` entry (the
-/// worker then only finds it if its ComfyUI input folder already has it).
-pub fn build_request(args: &SendArgs, prepared: &Prepared) -> Result<(Vec<u8>, Vec<String>)> {
+) -> (Vec<u8>, Vec<String>) {
     let nodes = prepared.nodes_with(|img| img.upload_name.clone());
     let mut input = Map::new();
     let mut images = Vec::new();
@@ -299,106 +177,476 @@ pub fn build_request(args: &SendArgs, prepared: &Prepared) -> Result<(Vec<u8>, V
     if !images.is_empty() {
         input.insert("images".into(), Value::Array(images));
     }
-    input.insert("client_id".into(), Value::String(args.client_id.clone()));
+    input.insert("client_id".into(), Value::String(client_id.to_string()));
     let mut req = Map::new();
     req.insert("input".into(), Value::Object(input));
     let mut policy = Map::new();
-    const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
-    if let Some(t) = args.execution_timeout {
-        if t < Duration::from_secs(5) || t > WEEK {
-            return Err(Error::Usage(format!(
-                "--execution-timeout {}: RunPod accepts 5s to 7 days",
-                humantime::format_duration(t)
-            )));
-        }
-        policy.insert("executionTimeout".into(), json!(ms(t)));
+    if let Some(t) = opts.execution_timeout {
+        policy.insert("executionTimeout".into(), json!(t.as_millis() as u64));
     }
-    if let Some(t) = args.ttl {
-        if t < Duration::from_secs(10) || t > WEEK {
-            return Err(Error::Usage(format!(
-                "--ttl {}: RunPod accepts 10s to 7 days (it counts from submission and covers queue plus run time)",
-                humantime::format_duration(t)
-            )));
-        }
-        policy.insert("ttl".into(), json!(ms(t)));
+    if let Some(t) = opts.ttl {
+        policy.insert("ttl".into(), json!(t.as_millis() as u64));
     }
     if !policy.is_empty() {
         req.insert("policy".into(), Value::Object(policy));
     }
-    if let Some(w) = &args.webhook {
-        match url::Url::parse(w) {
-            Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-            _ => return Err(Error::Usage(format!("--webhook '{w}': not an http(s) URL"))),
-        }
+    if let Some(w) = &opts.webhook {
         req.insert("webhook".into(), Value::String(w.clone()));
     }
-    Ok((
+    (
         serde_json::to_vec(&Value::Object(req)).expect("serializable"),
         warnings,
-    ))
+    )
 }
 
-/// Interprets the HTTP status of a submit.
-fn check_submit(client: &Client, route: &str, reply: &Reply) -> Result<()> {
-    match reply.status {
-        200..=299 => Ok(()),
-        404 => Err(Error::Usage(format!(
-            "no such endpoint: {}{route} answered 404 ({}); check --endpoint / RUNPOD_ENDPOINT_ID, or --runpod-url",
-            client.base(),
-            client.excerpt(&reply.body)
-        ))),
-        413 => Err(Error::Usage(format!(
-            "RunPod refused the request as too large (HTTP 413): {}",
-            client.excerpt(&reply.body)
-        ))),
-        400 | 422 => Err(Error::Usage(format!(
-            "{}{route} refused the request (HTTP {}): {}",
-            client.base(),
-            reply.status,
-            client.excerpt(&reply.body)
-        ))),
-        st => Err(Error::Server(format!(
-            "{}{route} answered HTTP {st}: {}; not sent again, since the job may have been created anyway (check the endpoint's requests in the RunPod console)",
-            client.base(),
-            client.excerpt(&reply.body)
-        ))),
+impl Target for RunpodTarget {
+    type Remote = Remote;
+    type Finished = Finished;
+
+    fn info(&self) -> TargetInfo {
+        TargetInfo {
+            kind: "runpod",
+            url: self.client.shown().to_string(),
+            endpoint: self.client.endpoint_id().map(str::to_string),
+        }
     }
-}
 
-/// Fetches `/status/{id}` and interprets the HTTP status (404 for a known job: it expired).
-async fn fetch_status(
-    client: &Client,
-    id: &str,
-    known: bool,
-    reporter: &Reporter,
-) -> Result<Vec<u8>> {
-    let reply = client.status(id, reporter).await?;
-    match reply.status {
-        200..=299 => Ok(reply.body),
-        404 if known => Err(Error::Failed(format!(
-            "job {id} is gone (HTTP 404 from /status): its result expired (RunPod keeps /run results 30 minutes and /runsync results 1 minute after completion) or its TTL ran out (default 24 h from submission, queue time included; see --ttl)"
-        ))),
-        404 => Err(Error::Failed(format!(
-            "no job {id} at {} (HTTP 404): the ID is unknown, its result expired (kept 30 minutes after /run, 1 minute after /runsync), its TTL ran out, or the endpoint is wrong ({})",
-            client.base(),
-            client.excerpt(&reply.body)
-        ))),
-        st => Err(Error::Server(format!(
-            "{}/status/{id} answered HTTP {st}: {}",
-            client.base(),
-            client.excerpt(&reply.body)
-        ))),
+    /// RunPod has no `/object_info`: the check runs only with `--object-info FILE` (a schema saved
+    /// from a ComfyUI of the same image), since a rejected job costs a worker start.
+    async fn schema(&self, _policy: Preflight, _ev: &dyn Events) -> Result<Option<Schema>> {
+        match &self.object_info {
+            Some(p) => crate::schema::read_file(p).map(Some),
+            None => Ok(None),
+        }
     }
-}
 
-fn parse_job<'a>(client: &Client, body: &'a [u8]) -> Result<JobBody<'a>> {
-    JobBody::parse(body).map_err(|e| {
-        Error::Server(format!(
-            "{}: unexpected answer, {e}: {}",
-            client.base(),
-            client.excerpt(body)
+    async fn submit(&self, job: &Prepared, ev: &dyn Events, r: &mut JobResult) -> Result<Remote> {
+        let (body, warnings) = self.build_request(job);
+        for w in warnings {
+            ev.emit(Event::Warn(w.clone()));
+            r.warnings.push(w);
+        }
+        let (limit, route, other) = if self.opts.sync {
+            (RUNSYNC_LIMIT, "/runsync", "")
+        } else {
+            (
+                RUN_LIMIT,
+                "/run",
+                "use --sync (/runsync takes up to 20 MB), ",
+            )
+        };
+        if body.len() > limit {
+            return Err(Error::Usage(format!(
+                "the request is {} but RunPod's {route} accepts at most {} (input images travel inside it as base64, which adds a third); {other}send smaller images (JPEG, or downscaled), or put the inputs on the endpoint's network volume",
+                human_bytes(body.len() as u64),
+                human_bytes(limit as u64)
+            )));
+        }
+        ev.emit(Event::Note(
+            1,
+            format!(
+                "request: {} to {}{route}",
+                human_bytes(body.len() as u64),
+                self.client.shown()
+            ),
+        ));
+        let t0 = Instant::now();
+        let path = if self.opts.sync {
+            let wait = (self.sync_wait.as_millis() as u64).clamp(1000, 300_000);
+            format!("runsync?wait={wait}")
+        } else {
+            "run".to_string()
+        };
+        ev.emit(Event::Submitting(format!(
+            "submitting to {}{route}",
+            self.client.shown()
+        )));
+        let reply = self.client.submit(&path, &body, ev).await?;
+        self.check_submit(route, &reply)?;
+        r.timings.submit_s = Some(secs(t0.elapsed()));
+        let id = {
+            let job = self.parse_job(&reply.body)?;
+            job.id.clone().filter(|i| !i.is_empty()).ok_or_else(|| {
+                NetError::new(
+                    NetKind::BadAnswer,
+                    format!("POST {route}"),
+                    self.client.shown(),
+                )
+                .detail(format!(
+                    "the answer has no job ID: {}",
+                    self.client.excerpt(&reply.body)
+                ))
+            })?
+        };
+        r.job_id = Some(id.clone());
+        let shown = crate::redacted::escape_controls(&id);
+        if response::is_final(self.parse_job(&reply.body)?.status()) {
+            ev.emit(Event::Note(0, format!("job ID: {shown}")));
+        } else {
+            ev.emit(Event::Note(
+                0,
+                format!(
+                    "job ID: {shown} (resume with: {}; cancel with: {})",
+                    self.command("status", &id, &format!("--wait -o {}", self.out_dir)),
+                    self.command("cancel", &id, "")
+                ),
+            ));
+        }
+        r.followed_by = Some(if self.opts.sync { "runsync" } else { "polling" }.into());
+        Ok(Remote {
+            id,
+            body: reply.body,
+            known: true,
+        })
+    }
+
+    async fn attach(&self, id: &str, _ev: &dyn Events, r: &mut JobResult) -> Result<Remote> {
+        r.job_id = Some(id.to_string());
+        Ok(Remote {
+            id: id.to_string(),
+            body: Vec::new(),
+            known: false,
+        })
+    }
+
+    async fn peek(
+        &self,
+        remote: &mut Remote,
+        ev: &dyn Events,
+        r: &mut JobResult,
+    ) -> Result<Option<String>> {
+        if remote.body.is_empty() {
+            remote.body = self.fetch_status(&remote.id, remote.known, ev).await?;
+            remote.known = true;
+        }
+        let job = self.parse_job(&remote.body)?;
+        note_job(r, &job);
+        let st = job.status().to_string();
+        Ok((!response::is_final(&st)).then(|| format!("{st} ({})", describe_state(&st))))
+    }
+
+    async fn follow(
+        &self,
+        mut remote: Remote,
+        _job: Option<&Prepared>,
+        ev: &dyn Events,
+        r: &mut JobResult,
+    ) -> Result<Finished> {
+        let id = remote.id.clone();
+        if remote.body.is_empty() {
+            remote.body = self.fetch_status(&id, remote.known, ev).await?;
+        }
+        let mut schedule = poll::Schedule::new(self.opts.poll_interval);
+        let mut last_state = String::new();
+        loop {
+            let delay = {
+                let job = self.parse_job(&remote.body)?;
+                note_job(r, &job);
+                let st = job.status().to_string();
+                if response::is_final(&st) {
+                    show_times(ev, &job);
+                    break;
+                }
+                if st != last_state {
+                    if !matches!(st.as_str(), "IN_QUEUE" | "IN_PROGRESS" | "RUNNING" | "") {
+                        ev.emit(Event::Warn(format!(
+                            "job {id}: unknown status '{}', still waiting",
+                            crate::redacted::escape_controls(&st)
+                        )));
+                    }
+                    last_state = st.clone();
+                }
+                let detail = format!("job {id}: {}", describe_state(&st));
+                ev.emit(match st.as_str() {
+                    "IN_PROGRESS" | "RUNNING" => Event::Started(detail),
+                    _ => Event::Queued {
+                        position: None,
+                        detail,
+                    },
+                });
+                schedule.next(&st)
+            };
+            tokio::time::sleep(delay).await;
+            remote.body = self
+                .fetch_status(&id, true, ev)
+                .await
+                .map_err(|e| match e {
+                    // The job itself may be fine: say how to pick it up again.
+                    Error::Net(n) => NetError {
+                        hint: Some(format!(
+                            "{}job {id} may still be running; resume with: {} (or cancel it: {})",
+                            n.hint.clone().map(|h| format!("{h}; ")).unwrap_or_default(),
+                            self.command("status", &id, &format!("--wait -o {}", self.out_dir)),
+                            self.command("cancel", &id, "")
+                        )),
+                        ..n
+                    }
+                    .into(),
+                    other => other,
+                })?;
+        }
+        self.finished(&id, remote.body, ev, r)
+    }
+
+    fn outputs(&self, fin: &Finished) -> Result<Vec<OutputRef>> {
+        Ok(fin
+            .files
+            .iter()
+            .enumerate()
+            .map(|(index, (name, _))| OutputRef {
+                name: name.clone(),
+                node: None,
+                index,
+            })
+            .collect())
+    }
+
+    fn no_outputs(&self, fin: &Finished, id: &str) -> Error {
+        let st = fin
+            .status
+            .as_deref()
+            .map(|s| format!(" (worker status: {})", crate::redacted::escape_controls(s)))
+            .unwrap_or_default();
+        let why = if fin.warnings.is_empty() {
+            String::new()
+        } else {
+            format!("; worker warnings: {}", fin.warnings.join("; "))
+        };
+        Error::Failed(format!(
+            "job {id} completed but returned no files{st}{why}. The worker only returns `images` outputs (SaveImage, SaveAnimatedWEBP, core SaveVideo); preview-only, text, audio or VHS video outputs do not come back. Use --allow-empty if that is expected"
         ))
-    })
+    }
+
+    async fn fetch<'a>(
+        &'a self,
+        fin: &'a Finished,
+        o: &OutputRef,
+    ) -> std::result::Result<Body<'a>, SaveError> {
+        match &fin.files[o.index].1 {
+            Loc::InBody(range) => std::str::from_utf8(&fin.body[range.clone()])
+                .map(Body::Base64)
+                .map_err(|_| SaveError::Invalid("the base64 text is not UTF-8".into())),
+            Loc::Owned(s) => Ok(Body::Base64(s)),
+            Loc::Url(u) => {
+                let resp = self.client.download(u).await.map_err(SaveError::Net)?;
+                Ok(Body::Http {
+                    resp,
+                    what: "GET (result URL)".into(),
+                    server: crate::redacted::display_url(u),
+                    secrets: &self.client.endpoint.secrets,
+                })
+            }
+        }
+    }
+
+    async fn cancel(&self, id: &str) -> String {
+        if self.client.is_local_sdk() {
+            return format!(
+                "job {id} keeps running: the runpod SDK's local test server has no /cancel"
+            );
+        }
+        let quiet = crate::report::Reporter::new(true, 0);
+        let r = tokio::time::timeout(
+            crate::engine::CANCEL_TIMEOUT,
+            self.client.cancel(id, &quiet),
+        )
+        .await;
+        let again = self.command("cancel", id, "");
+        match r {
+            Ok(Ok(reply)) if reply.status == 200 => format!("job {id} was cancelled"),
+            Ok(Ok(reply)) => format!(
+                "job {id} could not be cancelled (HTTP {}: {}); try: {again}",
+                reply.status,
+                self.client.excerpt(&reply.body)
+            ),
+            Ok(Err(e)) => format!("job {id} could not be cancelled ({e}); try: {again}"),
+            Err(_) => format!("job {id} could not be cancelled in 10 s; try: {again}"),
+        }
+    }
+
+    fn refetch_command(&self, id: &str) -> String {
+        self.command("status", id, &format!("--save -o {}", self.out_dir))
+    }
+}
+
+impl RunpodTarget {
+    /// Interprets the HTTP status of a submit.
+    fn check_submit(&self, route: &str, reply: &Reply) -> Result<()> {
+        let c = &self.client;
+        match reply.status {
+            200..=299 => Ok(()),
+            404 => Err(Error::Usage(format!(
+                "no such endpoint: {}{route} answered 404 ({}); check --endpoint / RUNPOD_ENDPOINT_ID, or --runpod-url",
+                c.shown(),
+                c.excerpt(&reply.body)
+            ))),
+            413 => Err(Error::Usage(format!(
+                "RunPod refused the request as too large (HTTP 413): {}",
+                c.excerpt(&reply.body)
+            ))),
+            400 | 422 => Err(Error::Usage(format!(
+                "{}{route} refused the request (HTTP {}): {}",
+                c.shown(),
+                reply.status,
+                c.excerpt(&reply.body)
+            ))),
+            st => Err(NetError::new(NetKind::Status(st), format!("POST {route}"), c.shown())
+                .detail(c.excerpt(&reply.body))
+                .hint("not sent again, since the job may have been created anyway (check the endpoint's requests in the RunPod console)")
+                .into()),
+        }
+    }
+
+    /// Fetches `/status/{id}` and interprets the HTTP status (404 for a known job: it expired).
+    pub async fn fetch_status(&self, id: &str, known: bool, ev: &dyn Events) -> Result<Vec<u8>> {
+        let c = &self.client;
+        let reply = c.status(id, ev).await?;
+        match reply.status {
+            200..=299 => Ok(reply.body),
+            404 if known => Err(Error::Failed(format!(
+                "job {id} is gone (HTTP 404 from /status): its result expired (RunPod keeps /run results 30 minutes and /runsync results 1 minute after completion) or its TTL ran out (default 24 h from submission, queue time included; see --ttl)"
+            ))),
+            404 => Err(Error::Failed(format!(
+                "no job {id} at {} (HTTP 404): the ID is unknown, its result expired (kept 30 minutes after /run, 1 minute after /runsync), its TTL ran out, or the endpoint is wrong ({})",
+                c.shown(),
+                c.excerpt(&reply.body)
+            ))),
+            st => Err(NetError::new(NetKind::Status(st), format!("GET /status/{id}"), c.shown())
+                .detail(c.excerpt(&reply.body))
+                .into()),
+        }
+    }
+
+    pub fn parse_job<'a>(&self, body: &'a [u8]) -> Result<JobBody<'a>> {
+        JobBody::parse(body).map_err(|e| {
+            NetError::new(NetKind::BadAnswer, "a job answer", self.client.shown())
+                .detail(format!("{e}: {}", self.client.excerpt(body)))
+                .into()
+        })
+    }
+
+    /// Acts on a final status: a COMPLETED job's outputs located in the body; everything else an
+    /// error that says what happened and what to do.
+    fn finished(
+        &self,
+        id: &str,
+        body: Vec<u8>,
+        ev: &dyn Events,
+        r: &mut JobResult,
+    ) -> Result<Finished> {
+        let job = self.parse_job(&body)?;
+        let parsed = match job.output() {
+            Some(raw) => Some(response::parse_output(raw).map_err(|e| {
+                Error::Failed(format!(
+                    "job {id}: the worker's output is unreadable: {}",
+                    self.client.scrub(&e)
+                ))
+            })?),
+            None => None,
+        };
+        match job.status() {
+            "COMPLETED" => {}
+            "FAILED" => {
+                let mut msg = job
+                    .error
+                    .as_ref()
+                    .map(response::format_error)
+                    .unwrap_or_else(|| "no error message".into());
+                if let Some(oe) = parsed.as_ref().and_then(|p| p.error.as_ref()) {
+                    if !msg.contains(oe.as_str()) {
+                        msg.push_str(&format!("\n  {oe}"));
+                    }
+                }
+                let msg = self.client.endpoint.secrets.scrub(&msg);
+                // The runpod SDK's words, not ours: its local server forgets a job it ran.
+                if msg == "Job ID not found" && self.client.is_local_sdk() {
+                    return Err(Error::Failed(format!(
+                        "job {id}: the runpod SDK's local test server no longer knows it (it forgets a job once POST /status has run it, e.g. after a retried poll, and /runsync jobs are never stored)"
+                    )));
+                }
+                if is_validation_error(&msg) {
+                    return Err(Error::Rejected {
+                        target: format!("RunPod job {id}"),
+                        message: format!("the worker refused the workflow: {msg}"),
+                        diagnostics: Vec::new(),
+                    });
+                }
+                return Err(Error::Failed(format!("job {id} FAILED: {msg}")));
+            }
+            "CANCELLED" => {
+                return Err(Error::Failed(format!(
+                    "job {id} was CANCELLED (by comfyctl cancel, the RunPod console or the API)"
+                )))
+            }
+            "TIMED_OUT" => {
+                return Err(Error::Failed(format!(
+                    "job {id} TIMED_OUT: it ran longer than its execution timeout (endpoint default 10 min; raise it per job with --execution-timeout) or was not picked up before its TTL ran out (--ttl)"
+                )))
+            }
+            other => {
+                return Err(Error::Failed(format!(
+                    "job {id} ended with unknown status '{}'",
+                    crate::redacted::escape_controls(other)
+                )))
+            }
+        }
+        let Some(output) = parsed else {
+            return Err(Error::Failed(format!(
+                "job {id} is COMPLETED but has no output: the worker's result upload was most likely rejected as too large (RunPod takes about 10 MB of result from /run, 20 MB from /runsync, base64 included); switch the worker to S3 output (set BUCKET_ENDPOINT_URL, BUCKET_ACCESS_KEY_ID, BUCKET_SECRET_ACCESS_KEY on the endpoint) or produce smaller or fewer files"
+            )));
+        };
+        let warnings: Vec<String> = output
+            .warnings
+            .iter()
+            .map(|w| self.client.scrub(w.trim_end()))
+            .collect();
+        for w in &warnings {
+            ev.emit(Event::Warn(format!("worker: {w}")));
+            r.warnings.push(w.clone());
+        }
+        if let Some(e) = &output.error {
+            return Err(Error::Failed(format!(
+                "job {id} reported an error: {}",
+                self.client.scrub(e)
+            )));
+        }
+        if let Some(n) = &output.note {
+            ev.emit(Event::Note(
+                0,
+                format!("worker says: {}", self.client.scrub(n)),
+            ));
+        }
+        let base = body.as_ptr() as usize;
+        let mut files = Vec::new();
+        for f in &output.files {
+            let loc = match &f.source {
+                Source::Base64(std::borrow::Cow::Borrowed(s)) => {
+                    let start = s.as_ptr() as usize - base;
+                    Loc::InBody(start..start + s.len())
+                }
+                Source::Base64(std::borrow::Cow::Owned(s)) => Loc::Owned(s.clone()),
+                Source::Url(u) => Loc::Url(u.clone()),
+                Source::WorkerPath(p) => {
+                    return Err(Error::Failed(format!(
+                        "output '{}' ({}): the worker returned a path on its own disk ('{}') instead of a URL: its S3 upload is not configured (set BUCKET_ENDPOINT_URL, BUCKET_ACCESS_KEY_ID and BUCKET_SECRET_ACCESS_KEY on the endpoint); nothing was saved for it",
+                        self.client.scrub(&f.name),
+                        f.place,
+                        self.client.scrub(p)
+                    )))
+                }
+            };
+            files.push((f.name.clone(), loc));
+        }
+        let status = output.status.clone();
+        drop(output);
+        drop(job);
+        Ok(Finished {
+            body,
+            files,
+            status,
+            warnings,
+        })
+    }
 }
 
 fn describe_state(status: &str) -> &str {
@@ -409,96 +657,21 @@ fn describe_state(status: &str) -> &str {
     }
 }
 
-/// Records times and status of an answer in the report.
-fn note_job(report: &mut JobReport, job: &JobBody) {
-    report.runpod_status = job.status.clone();
-    report.delay_time_ms = job.delay_ms().or(report.delay_time_ms);
-    report.execution_time_ms = job.execution_ms().or(report.execution_time_ms);
+/// Records times and status of an answer in the result.
+fn note_job(r: &mut JobResult, job: &JobBody) {
+    r.remote_status = job.status.clone();
+    if let Some(d) = job.delay_ms() {
+        r.timings.queue_wait_s = Some(d as f64 / 1000.0);
+    }
+    if let Some(e) = job.execution_ms() {
+        r.timings.run_s = Some(e as f64 / 1000.0);
+    }
     if job.worker_id.is_some() {
-        report.worker_id = job.worker_id.clone();
+        r.worker_id = job.worker_id.clone();
     }
 }
 
-async fn submit_and_wait(
-    args: &SendArgs,
-    client: &Client,
-    body: &[u8],
-    dir: &OutputDir,
-    reporter: &Reporter,
-    report: &mut JobReport,
-    job_id: &std::sync::Mutex<Option<String>>,
-) -> Result<i32> {
-    let t0 = Instant::now();
-    let (path, route) = if args.sync {
-        let wait = ms(args.timeout).clamp(1000, 300_000);
-        (format!("runsync?wait={wait}"), "/runsync")
-    } else {
-        ("run".to_string(), "/run")
-    };
-    reporter.status(format!("submitting to {}{route}", client.base()));
-    let reply = client.submit(&path, body, reporter).await?;
-    check_submit(client, route, &reply)?;
-    report.timings.submit_ms = Some(ms(t0.elapsed()));
-    let mut current = reply.body;
-    let id = {
-        let job = parse_job(client, &current)?;
-        job.id.clone().filter(|i| !i.is_empty()).ok_or_else(|| {
-            Error::Server(format!(
-                "{}{route} answered without a job ID: {}",
-                client.base(),
-                client.excerpt(&current)
-            ))
-        })?
-    };
-    *job_id.lock().expect("not poisoned") = Some(id.clone());
-    report.job_id = Some(id.clone());
-    let first_final = response::is_final(parse_job(client, &current)?.status());
-    if first_final {
-        reporter.info(format!("job ID: {id}"));
-    } else {
-        reporter.info(format!(
-            "job ID: {id} (resume with: comfyctl status {id} --wait; cancel with: comfyctl cancel {id})"
-        ));
-    }
-    let waited = Instant::now();
-    let mut schedule = poll::Schedule::new(args.poll_interval);
-    let mut last_state = String::new();
-    loop {
-        let delay = {
-            let job = parse_job(client, &current)?;
-            note_job(report, &job);
-            let st = job.status().to_string();
-            if response::is_final(&st) {
-                report.timings.wait_ms = Some(ms(waited.elapsed()));
-                show_times(reporter, &job);
-                let t_save = Instant::now();
-                let r = finish_job(client, &id, &job, dir, &args.out, reporter, report).await;
-                report.timings.save_ms = Some(ms(t_save.elapsed()));
-                return r;
-            }
-            if st != last_state {
-                if !matches!(st.as_str(), "IN_QUEUE" | "IN_PROGRESS" | "RUNNING" | "") {
-                    reporter.warn(format!("job {id}: unknown status '{st}', still waiting"));
-                }
-                last_state = st.clone();
-            }
-            reporter.status(format!("job {id}: {}", describe_state(&st)));
-            schedule.next(&st)
-        };
-        tokio::time::sleep(delay).await;
-        current = fetch_status(client, &id, true, reporter)
-            .await
-            .map_err(|e| match e {
-                // The job itself may be fine: say how to pick it up again.
-                Error::Server(m) => Error::Server(format!(
-                    "{m}\njob {id} may still be running; resume with: comfyctl status {id} --wait (or cancel it: comfyctl cancel {id})"
-                )),
-                other => other,
-            })?;
-    }
-}
-
-fn show_times(reporter: &Reporter, job: &JobBody) {
+fn show_times(ev: &dyn Events, job: &JobBody) {
     let mut parts = Vec::new();
     if let Some(d) = job.delay_ms() {
         parts.push(format!("queue wait {:.1} s", d as f64 / 1000.0));
@@ -506,276 +679,20 @@ fn show_times(reporter: &Reporter, job: &JobBody) {
     if let Some(e) = job.execution_ms() {
         parts.push(format!("execution {:.1} s", e as f64 / 1000.0));
     }
-    let st = job.status();
+    let st = crate::redacted::escape_controls(job.status());
     if parts.is_empty() {
-        reporter.info(format!("job {st}"));
+        ev.emit(Event::Note(0, format!("job {st}")));
     } else {
-        reporter.info(format!("job {st} ({})", parts.join(", ")));
+        ev.emit(Event::Note(0, format!("job {st} ({})", parts.join(", "))));
     }
 }
 
-/// Looks like the workflow itself was refused (worker-comfyui's validation messages).
+/// Whether a FAILED job's error is worker-comfyui refusing the workflow. The worker sends no
+/// error code, so its own message prefixes are the only signal (this reads the server's words,
+/// never comfyctl's own).
 fn is_validation_error(msg: &str) -> bool {
     msg.starts_with("Workflow validation failed")
         || msg.contains("Cannot execute because node")
         || msg.starts_with("Missing 'workflow' parameter")
         || msg.starts_with("'images' must be a list")
-}
-
-/// Acts on a final status: saves outputs of a COMPLETED job, turns everything else into an error.
-async fn finish_job(
-    client: &Client,
-    id: &str,
-    job: &JobBody<'_>,
-    dir: &OutputDir,
-    out: &crate::cli::OutputArgs,
-    reporter: &Reporter,
-    report: &mut JobReport,
-) -> Result<i32> {
-    let parsed = match job.output() {
-        Some(raw) => Some(response::parse_output(raw).map_err(|e| {
-            Error::Failed(format!("job {id}: the worker's output is unreadable: {e}"))
-        })?),
-        None => None,
-    };
-    match job.status() {
-        "COMPLETED" => {}
-        "FAILED" => {
-            let mut msg = job
-                .error
-                .as_ref()
-                .map(response::format_error)
-                .unwrap_or_else(|| "no error message".into());
-            if let Some(oe) = parsed.as_ref().and_then(|p| p.error.as_ref()) {
-                if !msg.contains(oe.as_str()) {
-                    msg.push_str(&format!("\n  {oe}"));
-                }
-            }
-            if msg == "Job ID not found" && client.is_local_sdk() {
-                return Err(Error::Failed(format!(
-                    "job {id}: the runpod SDK's local test server no longer knows it (it forgets a job once POST /status has run it, e.g. after a retried poll, and /runsync jobs are never stored)"
-                )));
-            }
-            if is_validation_error(&msg) {
-                return Err(Error::Rejected {
-                    target: format!("RunPod job {id}"),
-                    message: format!("the worker refused the workflow: {msg}"),
-                    diagnostics: Vec::new(),
-                });
-            }
-            return Err(Error::Failed(format!("job {id} FAILED: {msg}")));
-        }
-        "CANCELLED" => {
-            return Err(Error::Failed(format!(
-                "job {id} was CANCELLED (by comfyctl cancel, the RunPod console or the API)"
-            )))
-        }
-        "TIMED_OUT" => {
-            return Err(Error::Failed(format!(
-                "job {id} TIMED_OUT: it ran longer than its execution timeout (endpoint default 10 min; raise it per job with --execution-timeout) or was not picked up before its TTL ran out (--ttl)"
-            )))
-        }
-        other => {
-            return Err(Error::Failed(format!(
-                "job {id} ended with unknown status '{other}'"
-            )))
-        }
-    }
-    let Some(output) = parsed else {
-        return Err(Error::Failed(format!(
-            "job {id} is COMPLETED but has no output: the worker's result upload was most likely rejected as too large (RunPod takes about 10 MB of result from /run, 20 MB from /runsync, base64 included); switch the worker to S3 output (set BUCKET_ENDPOINT_URL, BUCKET_ACCESS_KEY_ID, BUCKET_SECRET_ACCESS_KEY on the endpoint) or produce smaller or fewer files"
-        )));
-    };
-    for w in &output.warnings {
-        reporter.warn(format!("worker: {}", w.trim_end()));
-        report.warnings.push(w.clone());
-    }
-    if let Some(e) = &output.error {
-        return Err(Error::Failed(format!("job {id} reported an error: {e}")));
-    }
-    if let Some(n) = &output.note {
-        reporter.info(format!("worker says: {n}"));
-    }
-    let mut failures = Vec::new();
-    for f in &output.files {
-        reporter.status(format!("saving {}", f.name));
-        match save::save_one(client, dir, f).await {
-            Ok(s) => {
-                reporter.info(format!(
-                    "saved {} ({}, {})",
-                    s.path.display(),
-                    human_bytes(s.bytes),
-                    s.format
-                ));
-                report.outputs.push(s);
-            }
-            Err(e) => failures.push(e.to_string()),
-        }
-    }
-    if !failures.is_empty() {
-        return Err(Error::Failed(failures.join("\n")));
-    }
-    if report.outputs.is_empty() {
-        let st = output
-            .status
-            .as_deref()
-            .map(|s| format!(" (worker status: {s})"))
-            .unwrap_or_default();
-        let why = if output.warnings.is_empty() {
-            String::new()
-        } else {
-            format!("; worker warnings: {}", output.warnings.join("; "))
-        };
-        if out.allow_empty {
-            reporter.info(format!("job {id} returned no files{st}"));
-            report.status = "completed".into();
-            return Ok(0);
-        }
-        return Err(Error::Failed(format!(
-            "job {id} completed but returned no files{st}{why}. The worker only returns `images` outputs (SaveImage, SaveAnimatedWEBP, core SaveVideo); preview-only, text, audio or VHS video outputs do not come back. Use --allow-empty if that is expected"
-        )));
-    }
-    report.status = "completed".into();
-    Ok(0)
-}
-
-/// `comfyctl status JOB_ID [--wait] [--save]`.
-pub async fn status(args: &StatusArgs) -> Result<i32> {
-    let started = Instant::now();
-    let reporter = Reporter::new(args.out.quiet, args.out.verbose);
-    let mut report = JobReport {
-        mode: "status".into(),
-        job_id: Some(args.job_id.clone()),
-        ..Default::default()
-    };
-    let r = async {
-        let client = Client::new(&args.runpod)?;
-        report.target = client.base().to_string();
-        report.endpoint = client.endpoint().map(str::to_string);
-        let dir = if args.save || args.wait {
-            Some(OutputDir::new(&args.out.output_dir, args.out.overwrite)?)
-        } else {
-            None
-        };
-        let flow = status_flow(args, &client, dir.as_ref(), &reporter, &mut report);
-        tokio::select! {
-            r = flow => r,
-            _ = tokio::time::sleep(args.timeout), if args.wait => Err(Error::Timeout(format!(
-                "job {} has not finished after {} (--timeout); it keeps running (cancel it with: comfyctl cancel {})",
-                args.job_id, humantime::format_duration(args.timeout), args.job_id
-            ))),
-            s = shutdown_signal() => Err(Error::Interrupted(format!("{s}; job {} keeps running", args.job_id))),
-        }
-    }
-    .await;
-    reporter.finish();
-    conclude(r, report, args.out.json, started)
-}
-
-async fn status_flow(
-    args: &StatusArgs,
-    client: &Client,
-    dir: Option<&OutputDir>,
-    reporter: &Reporter,
-    report: &mut JobReport,
-) -> Result<i32> {
-    let id = args.job_id.as_str();
-    let mut schedule = poll::Schedule::new(None);
-    let mut known = false;
-    loop {
-        let body = fetch_status(client, id, known, reporter).await?;
-        known = true;
-        let delay = {
-            let job = parse_job(client, &body)?;
-            note_job(report, &job);
-            let st = job.status().to_string();
-            if response::is_final(&st) {
-                show_times(reporter, &job);
-                if let Some(dir) = dir {
-                    let t = Instant::now();
-                    let r = finish_job(client, id, &job, dir, &args.out, reporter, report).await;
-                    report.timings.save_ms = Some(ms(t.elapsed()));
-                    return r;
-                }
-                if st != "COMPLETED" {
-                    // Reuse the failure wording; nothing is saved.
-                    let tmp = tempfile::tempdir()
-                        .map_err(|e| Error::io("creating a temporary directory", e))?;
-                    let d = OutputDir::new(tmp.path(), false)?;
-                    return finish_job(client, id, &job, &d, &args.out, reporter, report).await;
-                }
-                if let Some(raw) = job.output() {
-                    if let Ok(o) = response::parse_output(raw) {
-                        report.announced = o.files.iter().map(|f| f.name.clone()).collect();
-                        report.warnings = o.warnings.clone();
-                    }
-                }
-                reporter.info(format!(
-                    "job {id}: COMPLETED with {} output file(s){}; save them with: comfyctl status {id} --save",
-                    report.announced.len(),
-                    if report.announced.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", report.announced.join(", "))
-                    }
-                ));
-                report.status = "completed".into();
-                return Ok(0);
-            }
-            if !args.wait {
-                let state = describe_state(&st).to_string();
-                if args.save {
-                    return Err(Error::Failed(format!(
-                        "job {id} is {st} ({state}); nothing to save yet: use --wait"
-                    )));
-                }
-                reporter.info(format!("job {id}: {st} ({state})"));
-                report.status = st.to_ascii_lowercase();
-                return Ok(0);
-            }
-            reporter.status(format!("job {id}: {}", describe_state(&st)));
-            schedule.next(&st)
-        };
-        tokio::time::sleep(delay).await;
-    }
-}
-
-/// `comfyctl cancel JOB_ID`.
-pub async fn cancel(args: &CancelArgs) -> Result<i32> {
-    let started = Instant::now();
-    let reporter = Reporter::new(false, 0);
-    let mut report = JobReport {
-        mode: "cancel".into(),
-        job_id: Some(args.job_id.clone()),
-        ..Default::default()
-    };
-    let r = async {
-        let client = Client::new(&args.runpod)?;
-        report.target = client.base().to_string();
-        report.endpoint = client.endpoint().map(str::to_string);
-        let id = args.job_id.as_str();
-        let reply = client.cancel(id, &reporter).await?;
-        match reply.status {
-            200..=299 => {
-                let job = parse_job(&client, &reply.body)?;
-                note_job(&mut report, &job);
-                let st = job.status().to_string();
-                reporter.info(format!("job {id}: {}", if st.is_empty() { "cancel requested" } else { &st }));
-                report.status = "cancelled".into();
-                Ok(0)
-            }
-            404 => Err(Error::Failed(format!(
-                "cannot cancel job {id}: {}/cancel answered 404 ({}): the job ID or endpoint is unknown, the job's result already expired, or this server has no /cancel (the runpod SDK's local test server has none)",
-                client.base(),
-                client.excerpt(&reply.body)
-            ))),
-            st => Err(Error::Server(format!(
-                "{}/cancel/{id} answered HTTP {st}: {}",
-                client.base(),
-                client.excerpt(&reply.body)
-            ))),
-        }
-    }
-    .await;
-    conclude(r, report, args.json, started)
 }

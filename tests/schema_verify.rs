@@ -355,28 +355,26 @@ fn preflight_checks_against_the_live_schema_and_skips_non_comfy_servers() {
         .enable_all()
         .build()
         .unwrap();
-    let diags = rt
-        .block_on(comfyctl::schema::preflight(
-            &server.url,
-            &[],
-            &nodes,
-            "bad_api.json",
-        ))
-        .unwrap()
+    let server_at = |u: &str| comfyctl::settings::ComfyServer::parse("--url", u, &[]).unwrap();
+    let schema = rt
+        .block_on(comfyctl::schema::fetch(&server_at(&server.url)))
         .expect("the fake server serves /object_info");
+    let diags = comfyctl::schema::check(&schema, &nodes, "bad_api.json");
     assert!(diags
         .iter()
         .any(|d| d.code == "unknown_class" && d.node_id.as_deref() == Some("7")));
-    // A server without /object_info (404): no check, no error.
+    // A server without /object_info (404): a typed error the preflight skips on (by kind, not
+    // by message text).
     let none = rt
-        .block_on(comfyctl::schema::preflight(
-            &format!("{}/elsewhere", server.url),
-            &[],
-            &nodes,
-            "bad_api.json",
-        ))
-        .unwrap();
-    assert!(none.is_none());
+        .block_on(comfyctl::schema::fetch(&server_at(&format!(
+            "{}/elsewhere",
+            server.url
+        ))))
+        .unwrap_err();
+    match none {
+        comfyctl::error::Error::Net(e) => assert_eq!(e.status(), Some(404), "{e}"),
+        other => panic!("expected an HTTP 404 error, got {other:?}"),
+    }
 }
 
 #[test]

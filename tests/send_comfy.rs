@@ -105,10 +105,15 @@ fn uploads_queues_follows_and_saves_with_json_summary() {
     let v = stdout_json(&out);
 
     // One JSON object with the documented shape.
-    assert_eq!(v["status"], "success");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["command"], "send");
+    assert_eq!(v["mode"], "prompt");
+    assert_eq!(v["remote_status"], "success");
+    assert_eq!(v["target"]["kind"], "comfyui");
     assert_eq!(v["client_id"], "runpod-worker-stable-client");
-    assert_eq!(v["target"], fake.url);
-    let id = v["prompt_id"].as_str().unwrap();
+    assert_eq!(v["target"]["url"], fake.url);
+    let id = v["job_id"].as_str().unwrap();
     assert_eq!(fake.history_ids(), vec![id.to_string()]);
     assert_eq!(v["nodes"]["executed"], 5);
     assert_eq!(v["nodes"]["cached"], 0);
@@ -241,7 +246,7 @@ fn partly_cached_run_counts_ran_and_cached() {
     assert_eq!(v["nodes"]["cached"], 4);
     assert_eq!(v["nodes"]["executed"], 1);
     assert_eq!(v["nodes"]["executed_ids"], json!(["5"]));
-    assert!(stderr(&out).contains("cache: 1 nodes ran, 4 came from ComfyUI's cache"));
+    assert!(stderr(&out).contains("cache: 1 node ran, 4 came from ComfyUI's cache"));
 }
 
 #[test]
@@ -315,8 +320,9 @@ fn node_errors_on_200_are_reported_and_the_rest_runs() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("rejected some output nodes"), "{err}");
     let v = stdout_json(&out);
-    assert_eq!(v["warnings"][0]["severity"], "warning");
-    assert_eq!(v["warnings"][0]["input"], "width");
+    assert_eq!(v["diagnostics"][0]["severity"], "warning");
+    assert_eq!(v["diagnostics"][0]["input"], "width");
+    assert!(v["warnings"][0].as_str().unwrap().contains("width"), "{v}");
     assert!(
         err.contains("Value 99999 bigger than max of 16384"),
         "{err}"
@@ -386,7 +392,7 @@ fn concurrent_sends_with_the_same_client_id_all_finish_with_their_own_outputs() 
         let out = child.wait_with_output().unwrap();
         assert!(out.status.success(), "run {i}: {}", stderr(&out));
         let v = stdout_json(&out);
-        ids.insert(v["prompt_id"].as_str().unwrap().to_string());
+        ids.insert(v["job_id"].as_str().unwrap().to_string());
         let files = files_in(&dir);
         assert_eq!(files.len(), 1, "run {i}: {files:?}");
         assert!(
@@ -549,7 +555,7 @@ fn base_path_and_basic_auth_in_the_url_are_never_printed() {
     assert!(out.status.success(), "{all}");
     assert!(!all.contains("s3cr3t-pw") && !all.contains(&token), "{all}");
     let v = stdout_json(&out);
-    assert_eq!(v["target"], fake.url);
+    assert_eq!(v["target"]["url"], fake.url);
     assert_eq!(files_in(dir.path()).len(), 1);
     // The websocket went through the base path (the fake serves nothing outside /comfy) with the
     // credentials too, and followed the whole run.

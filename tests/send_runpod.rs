@@ -128,10 +128,13 @@ fn completes_saves_and_reports_json_without_leaking_the_key() {
     assert!(!r.stderr.contains(KEY) && !r.stdout.contains(KEY));
     let v: Value = serde_json::from_str(&r.stdout).expect("one JSON object on stdout");
     assert_eq!(v["status"], "completed");
-    assert_eq!(v["runpod_status"], "COMPLETED");
+    assert_eq!(v["remote_status"], "COMPLETED");
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["target"]["kind"], "runpod");
+    assert_eq!(v["target"]["url"], fake.url());
     assert_eq!(v["mode"], "run");
-    assert_eq!(v["delay_time_ms"], 100);
-    assert_eq!(v["execution_time_ms"], 200);
+    assert_eq!(v["timings"]["queue_wait_s"], 0.1);
+    assert_eq!(v["timings"]["run_s"], 0.2);
     let id = v["job_id"].as_str().unwrap();
     assert!(r.stderr.contains(&format!("job ID: {id}")), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("comfyctl status {id}")));
@@ -141,7 +144,7 @@ fn completes_saves_and_reports_json_without_leaking_the_key() {
     let path = PathBuf::from(outs[0]["path"].as_str().unwrap());
     assert_eq!(path.file_name().unwrap(), "ComfyUI_00001_.webp");
     assert_eq!(std::fs::read(&path).unwrap(), webp());
-    assert!(v["timings"]["total_ms"].as_u64().is_some());
+    assert!(v["timings"]["total_s"].as_f64().is_some());
 
     // The request: workflow + inline image under its content name, client ID, policy, webhook.
     assert_eq!(fake.count("POST", "/run"), 1);
@@ -262,9 +265,12 @@ fn status_failures_give_up_after_the_retry_window_with_the_job_id() {
     assert!(v["job_id"].as_str().unwrap().starts_with("fake-"));
     assert!(r.stderr.contains("kept failing"), "{}", r.stderr);
     let id = v["job_id"].as_str().unwrap();
+    // The printed command works when pasted: it names the endpoint the run used.
     assert!(
-        r.stderr
-            .contains(&format!("resume with: comfyctl status {id} --wait")),
+        r.stderr.contains(&format!(
+            "resume with: comfyctl status {id} --runpod-url {} --wait",
+            fake.url()
+        )),
         "{}",
         r.stderr
     );
@@ -728,8 +734,8 @@ fn status_and_cancel_subcommands() {
     let r = run(other_cmd(&fake, &["status", "job-a", "--json"]));
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(v["runpod_status"], "IN_QUEUE");
-    assert_eq!(v["status"], "in_queue");
+    assert_eq!(v["remote_status"], "IN_QUEUE");
+    assert_eq!(v["status"], "queued");
 
     // --save before it finishes: nothing to save yet.
     let d = tempfile::tempdir().unwrap();
@@ -765,7 +771,7 @@ fn status_and_cancel_subcommands() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["status"], "cancelled");
-    assert_eq!(v["runpod_status"], "CANCELLED");
+    assert_eq!(v["remote_status"], "CANCELLED");
     let r = run(other_cmd(&fake, &["status", "job-b"]));
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("CANCELLED"), "{}", r.stderr);
@@ -799,8 +805,11 @@ fn a_node_called_input_is_not_taken_for_the_request_wrapper() {
         panic!("not a send")
     };
     let reporter = comfyctl::report::Reporter::with_mode(comfyctl::report::Mode::Quiet, 0);
-    let prepared = comfyctl::send::prepare(&args, &reporter).unwrap();
-    let (body, _) = comfyctl::runpod::build_request(&args, &prepared).unwrap();
+    let settings =
+        comfyctl::settings::SendSettings::resolve(&args, &comfyctl::settings::process_env).unwrap();
+    let prepared = comfyctl::job::prepare(&settings, &reporter).unwrap();
+    let (body, _) =
+        comfyctl::runpod::build_request(&settings.runpod, &settings.client_id, &prepared);
     let body: Value = serde_json::from_slice(&body).unwrap();
     let input = body["input"].as_object().unwrap();
     assert!(

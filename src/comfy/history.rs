@@ -3,7 +3,7 @@
 //! are tested against the real captures' shapes without a server.
 
 use crate::diagnostic::Diagnostic;
-use crate::send::Prepared;
+use crate::job::Prepared;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 

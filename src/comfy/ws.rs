@@ -33,12 +33,12 @@ pub async fn connect(
     client_id: &str,
     timeout: Duration,
 ) -> Result<mpsc::Receiver<WsEvent>, String> {
-    let url = client.ws_url(client_id);
+    let url = client.server.ws_url(client_id);
     let mut req = url
         .as_str()
         .into_client_request()
         .map_err(|e| e.to_string())?;
-    for (k, v) in client.headers() {
+    for (k, v) in &client.server.headers {
         req.headers_mut().insert(k.clone(), v.clone());
     }
     let (stream, _) = tokio::time::timeout(timeout, tokio_tungstenite::connect_async(req))

@@ -1,39 +1,23 @@
-//! HTTP transport to a RunPod endpoint (or the runpod SDK's local test server): base URL, auth,
-//! retries, and the one rule that matters for money: a request that creates a job (`/run`,
-//! `/runsync`) is only retried when it certainly never reached the server (connection refused,
-//! or 429, which RunPod answers before creating anything). Status polls, being read-only, are
-//! retried on anything transient for up to a retry window.
+//! HTTP transport to a RunPod endpoint (or the runpod SDK's local test server) over the one
+//! network layer. The rule that matters for money is [`net::Retry`]'s: a request that creates a
+//! job (`/run`, `/runsync`) is sent again only when it certainly never reached the server
+//! (could not connect, or 429, which RunPod answers before creating anything); status polls,
+//! being read-only, are retried on anything transient for the whole retry window.
 
-use super::poll;
-use crate::cli::RunpodTarget;
+use crate::engine::{Event, Events};
 use crate::error::{Error, Result};
-use crate::redacted::Secret;
-use crate::report::Reporter;
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use reqwest::{Method, StatusCode};
+use crate::net::{self, Attempt, ClientOptions, Decision, Kind, NetError, NetKind, Retry};
+use crate::settings::RunpodEndpoint;
+use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::Method;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// RunPod's API base; the endpoint ID is appended.
-pub const DEFAULT_BASE: &str = "https://api.runpod.ai/v2";
-/// How long status polls keep retrying through consecutive failures before giving up (exit 5).
-/// `COMFYCTL_RUNPOD_RETRY_WINDOW` overrides it (a duration such as `30s`).
-pub const DEFAULT_RETRY_WINDOW: Duration = Duration::from_secs(300);
-
-/// A finished HTTP exchange: status, `Retry-After`, whole body.
+/// A finished HTTP exchange: status and whole body.
 #[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
-}
-
-/// What a request does; decides what may be retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// Creates a job: retry only when it certainly did not reach the server.
-    Submit,
-    /// Read-only or idempotent (status, cancel, downloads): retry transient failures.
-    Idempotent,
 }
 
 /// A RunPod endpoint client.
@@ -43,114 +27,41 @@ pub struct Client {
     http: reqwest::Client,
     /// For requests the server holds open while a job runs (`/runsync`, the SDK's POST /status).
     patient: reqwest::Client,
-    base: String,
-    endpoint: Option<String>,
-    key: Option<Secret>,
+    /// For presigned result URLs: no credential of ours, any redirect.
+    downloads: reqwest::Client,
+    pub endpoint: RunpodEndpoint,
     /// Set after a `GET /status` answered 405: the SDK's local server only takes POST.
     post_status: AtomicBool,
-    retry_window: Duration,
-}
-
-fn build_http(read_timeout: Option<Duration>) -> Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .user_agent(concat!("comfyctl/", env!("CARGO_PKG_VERSION")));
-    if let Some(t) = read_timeout {
-        b = b.read_timeout(t);
-    }
-    b.build()
-        .map_err(|e| Error::Server(format!("cannot set up the HTTP client: {e}")))
-}
-
-/// Reads the API key: `--api-key-file` first, else `RUNPOD_API_KEY`. Never from a flag value.
-fn read_key(target: &RunpodTarget) -> Result<Option<Secret>> {
-    if let Some(p) = &target.api_key_file {
-        let text = std::fs::read_to_string(p).map_err(|e| {
-            Error::Usage(format!("--api-key-file {}: cannot read: {e}", p.display()))
-        })?;
-        let k = text.trim();
-        if k.is_empty() {
-            return Err(Error::Usage(format!(
-                "--api-key-file {}: the file is empty",
-                p.display()
-            )));
-        }
-        return Ok(Some(Secret::new(k)));
-    }
-    Ok(std::env::var("RUNPOD_API_KEY")
-        .ok()
-        .map(|k| k.trim().to_string())
-        .filter(|k| !k.is_empty())
-        .map(Secret::new))
 }
 
 impl Client {
-    /// Builds a client from `--endpoint`/`--runpod-url`/`--api-key-file` (and their env vars).
-    pub fn new(target: &RunpodTarget) -> Result<Self> {
-        let key = read_key(target)?;
-        let base = match (&target.runpod_url, &target.endpoint) {
-            (Some(u), _) => {
-                let parsed = url::Url::parse(u).map_err(|e| {
-                    Error::Usage(format!(
-                        "--runpod-url '{u}': not a URL ({e}); e.g. http://127.0.0.1:8000"
-                    ))
-                })?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(Error::Usage(format!(
-                        "--runpod-url '{u}': only http and https are supported"
-                    )));
-                }
-                u.trim_end_matches('/').to_string()
-            }
-            (None, Some(id)) => {
-                if id.is_empty()
-                    || !id
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                {
-                    return Err(Error::Usage(format!(
-                        "--endpoint '{id}': a RunPod endpoint ID has only letters, digits, '-' and '_' (find it on the endpoint's page in the RunPod console)"
-                    )));
-                }
-                if key.is_none() {
-                    return Err(Error::Usage(
-                        "no RunPod API key: set RUNPOD_API_KEY or pass --api-key-file FILE (there is deliberately no flag that takes the key itself)".into(),
-                    ));
-                }
-                format!("{DEFAULT_BASE}/{id}")
-            }
-            (None, None) => {
-                return Err(Error::Usage(
-                    "no RunPod endpoint: pass --endpoint ID (or set RUNPOD_ENDPOINT_ID), or --runpod-url URL".into(),
-                ))
-            }
+    pub fn new(endpoint: RunpodEndpoint) -> Result<Self> {
+        let opts = |read| ClientOptions {
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: read,
+            headers: endpoint.headers.clone(),
+            ..ClientOptions::default()
         };
-        let retry_window = std::env::var("COMFYCTL_RUNPOD_RETRY_WINDOW")
-            .ok()
-            .and_then(|s| crate::cli::parse_duration(&s).ok())
-            .unwrap_or(DEFAULT_RETRY_WINDOW);
         Ok(Client {
-            http: build_http(Some(Duration::from_secs(60)))?,
-            patient: build_http(None)?,
-            base,
-            endpoint: target
-                .endpoint
-                .clone()
-                .filter(|_| target.runpod_url.is_none()),
-            key,
+            http: net::client(&opts(Some(Duration::from_secs(60))))?,
+            patient: net::client(&opts(None))?,
+            downloads: net::client(&ClientOptions {
+                redirects: net::Redirects::Any,
+                ..ClientOptions::default()
+            })?,
+            endpoint,
             post_status: AtomicBool::new(false),
-            retry_window,
         })
     }
 
-    /// The base URL (never contains the key).
-    pub fn base(&self) -> &str {
-        &self.base
+    /// The base URL as shown (never contains the key or a password).
+    pub fn shown(&self) -> &str {
+        &self.endpoint.shown
     }
 
     /// The endpoint ID, when talking to api.runpod.ai.
-    pub fn endpoint(&self) -> Option<&str> {
-        self.endpoint.as_deref()
+    pub fn endpoint_id(&self) -> Option<&str> {
+        self.endpoint.endpoint.as_deref()
     }
 
     /// Whether this server turned out to be the SDK's local test server (POST /status).
@@ -158,47 +69,54 @@ impl Client {
         self.post_status.load(Ordering::Relaxed)
     }
 
-    /// A server body fit for an error message: UTF-8, at most 600 characters, key scrubbed,
-    /// long base64 runs elided.
+    /// A server body fit for a message: UTF-8, at most 600 characters, secrets scrubbed,
+    /// control characters escaped.
     pub fn excerpt(&self, body: &[u8]) -> String {
-        let mut s: String = String::from_utf8_lossy(&body[..body.len().min(4000)]).into_owned();
-        if let Some(k) = &self.key {
-            s = k.scrub(&s);
-        }
-        let s = s.trim();
+        let s = String::from_utf8_lossy(&body[..body.len().min(4000)]);
+        let s = self.scrub(s.trim());
         if s.chars().count() > 600 {
             let cut: String = s.chars().take(600).collect();
             format!("{cut}… ({} bytes in all)", body.len())
         } else if s.is_empty() {
             "(empty body)".to_string()
         } else {
-            s.to_string()
+            s
         }
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}/{}", self.base, path)
+    /// Server text with every secret removed and control characters escaped.
+    pub fn scrub(&self, text: &str) -> String {
+        crate::redacted::escape_controls(&self.endpoint.secrets.scrub(text))
     }
 
-    /// One attempt. `Err((error, reached))`: `reached` is false only when the request certainly
-    /// never left (connection refused, DNS, TLS handshake).
+    fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.endpoint.base, path)
+    }
+
+    fn shown_url(&self, path: &str) -> String {
+        format!(
+            "{}/{}",
+            self.endpoint.shown,
+            path.split('?').next().unwrap_or(path)
+        )
+    }
+
+    /// One attempt.
     async fn once(
         &self,
         method: Method,
         path: &str,
         body: Option<&[u8]>,
         patient: bool,
-        reporter: &Reporter,
-    ) -> std::result::Result<(Reply, Option<Duration>), (String, bool)> {
-        let url = self.url(path);
+        ev: &dyn Events,
+    ) -> std::result::Result<(Reply, Option<Duration>), NetError> {
+        let what = format!("{method} /{}", path.split('?').next().unwrap_or(path));
         let http = if patient { &self.patient } else { &self.http };
-        let mut req = http.request(method.clone(), &url);
-        if let Some(k) = &self.key {
+        let mut req = http.request(method.clone(), self.url(path));
+        if let Some(k) = &self.endpoint.key {
             let mut v = HeaderValue::from_str(&format!("Bearer {}", k.expose())).map_err(|_| {
-                (
-                    "the API key contains characters not allowed in an HTTP header".to_string(),
-                    false,
-                )
+                NetError::new(NetKind::Setup, "the API key", "")
+                    .detail("it contains characters not allowed in an HTTP header")
             })?;
             v.set_sensitive(true);
             req = req.header(AUTHORIZATION, v);
@@ -208,37 +126,44 @@ impl Client {
                 .header(CONTENT_TYPE, "application/json")
                 .body(b.to_vec());
         }
-        reporter.debug(2, format!("→ {method} {url}"));
+        ev.emit(Event::Note(
+            2,
+            format!("→ {method} {}", self.shown_url(path)),
+        ));
         let t0 = Instant::now();
-        let resp = req.send().await.map_err(|e| {
-            let reached = !e.is_connect();
-            (describe_reqwest(&e), reached)
-        })?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| NetError::from_reqwest(&e, &what, self.shown(), &self.endpoint.secrets))?;
         let status = resp.status().as_u16();
-        let retry_after = poll::retry_after(
-            resp.headers()
-                .get(RETRY_AFTER)
-                .and_then(|v| v.to_str().ok()),
-        );
-        let body = read_body(resp).await.map_err(|e| {
-            (
-                format!("the answer broke off: {}", describe_reqwest(&e)),
-                true,
-            )
-        })?;
-        reporter.debug(
+        if resp.status().is_redirection() {
+            return Err(NetError::new(NetKind::Redirected, &what, self.shown()).detail(format!(
+                "HTTP {status} to another host; comfyctl does not follow it (the API key would go along, and a submit would become a GET)"
+            )));
+        }
+        let retry_after = net::retry_after_of(&resp);
+        let body = net::read_capped(
+            resp,
+            net::DEFAULT_JSON_LIMIT,
+            &what,
+            self.shown(),
+            &self.endpoint.secrets,
+        )
+        .await?;
+        ev.emit(Event::Note(
             2,
             format!(
                 "← {status} ({} bytes, {} ms)",
                 body.len(),
                 t0.elapsed().as_millis()
             ),
-        );
+        ));
         Ok((Reply { status, body }, retry_after))
     }
 
-    /// Sends with the retry rules of `kind`. 401/403 become [`Error::Auth`]. Other statuses are
-    /// returned for the caller to interpret.
+    /// Sends with the retry rule of `kind`. 401/403 become [`Error::Auth`]. Other statuses are
+    /// returned for the caller to interpret. `usable` says whether a 2xx body can be read (a
+    /// proxy's HTML page during polling is a transient answer, not a result).
     async fn request(
         &self,
         method: Method,
@@ -246,185 +171,161 @@ impl Client {
         body: Option<&[u8]>,
         kind: Kind,
         patient: bool,
-        reporter: &Reporter,
+        ev: &dyn Events,
     ) -> Result<Reply> {
-        let started = Instant::now();
         // A submit that cannot connect is usually a wrong URL or a dead network: a minute of
         // retries is plenty. Polls of a job that exists keep trying for the whole window.
         let window = match kind {
-            Kind::Submit => self.retry_window.min(Duration::from_secs(60)),
-            Kind::Idempotent => self.retry_window,
+            Kind::Submit => self.endpoint.retry_window.min(Duration::from_secs(60)),
+            Kind::Idempotent => self.endpoint.retry_window,
         };
-        let mut attempt = 0u32;
+        let mut retry = Retry::new(kind, window, Instant::now());
         loop {
-            let (wait, why) = match self
-                .once(method.clone(), path, body, patient, reporter)
-                .await
-            {
+            let outcome = self.once(method.clone(), path, body, patient, ev).await;
+            let (attempt, why) = match &outcome {
                 Ok((reply, retry_after)) => {
                     let st = reply.status;
                     if st == 401 || st == 403 {
                         return Err(Error::Auth(format!(
                             "RunPod API key rejected (HTTP {st} from {}); check RUNPOD_API_KEY or --api-key-file, and that the key may use this endpoint",
-                            self.url(path)
+                            self.shown_url(path)
                         )));
                     }
-                    let transient = st == 429 || (kind == Kind::Idempotent && st >= 500);
-                    if !transient {
-                        return Ok(reply);
+                    let bad_2xx = (200..300).contains(&st)
+                        && kind == Kind::Idempotent
+                        && !looks_like_json(&reply.body);
+                    if bad_2xx {
+                        (
+                            Attempt::Failed(NetKind::BadAnswer),
+                            format!("HTTP {st} but not JSON: {}", self.excerpt(&reply.body)),
+                        )
+                    } else {
+                        (
+                            Attempt::Answered {
+                                status: st,
+                                retry_after: *retry_after,
+                            },
+                            format!("HTTP {st}: {}", self.excerpt(&reply.body)),
+                        )
                     }
-                    let why = format!("HTTP {st}: {}", self.excerpt(&reply.body));
-                    let wait = match (st, retry_after) {
-                        (429, Some(d)) => d,
-                        _ => poll::backoff(attempt),
-                    };
-                    if started.elapsed() + wait > window {
-                        return Err(Error::Server(format!(
-                            "{method} {} kept failing for {:.0} s: {why}",
-                            self.url(path),
-                            started.elapsed().as_secs_f64()
-                        )));
-                    }
-                    (wait, why)
                 }
-                Err((why, reached)) => {
-                    if kind == Kind::Submit && reached {
-                        return Err(Error::Server(format!(
-                            "{method} {}: {why}. The request may have reached RunPod, so it is not sent again (that could start a second, paid job); check the endpoint's requests in the RunPod console",
-                            self.url(path)
-                        )));
-                    }
-                    let wait = poll::backoff(attempt);
-                    if started.elapsed() + wait > window {
-                        return Err(Error::Server(format!(
-                            "cannot reach {} (tried for {:.0} s): {why}",
-                            self.url(path),
-                            started.elapsed().as_secs_f64()
-                        )));
-                    }
-                    // Say so at once, not only with -v: a mistyped --runpod-url would otherwise
-                    // look like a hang until the window runs out.
-                    reporter.status(format!(
-                        "cannot reach {}; retrying for up to {:.0} s (Ctrl-C to stop)",
-                        self.url(path),
-                        window.as_secs_f64()
-                    ));
-                    (wait, why)
-                }
+                Err(e) => (Attempt::Failed(e.kind), e.to_string()),
             };
-            attempt += 1;
-            reporter.debug(
-                1,
-                format!(
-                    "{method} /{}: {why}; retrying in {:.1} s",
-                    path.split('?').next().unwrap_or(path),
-                    wait.as_secs_f64()
-                ),
-            );
-            tokio::time::sleep(wait).await;
+            match retry.decide(attempt, Instant::now()) {
+                Decision::Done => return Ok(outcome.expect("answered").0),
+                Decision::GiveUp => {
+                    return Err(match outcome {
+                        Err(e) if kind == Kind::Submit && e.may_have_reached() => e
+                            .hint("the request may have reached RunPod, so it is not sent again (that could start a second, paid job); check the endpoint's requests in the RunPod console")
+                            .into(),
+                        Err(e) if retry.attempts() > 0 => e
+                            .hint(format!("tried for {:.0} s", retry.elapsed(Instant::now()).as_secs_f64()))
+                            .into(),
+                        Err(e) => e.into(),
+                        Ok((reply, _)) => NetError::new(
+                            NetKind::Status(reply.status),
+                            format!("{method} /{}", path.split('?').next().unwrap_or(path)),
+                            self.shown(),
+                        )
+                        .detail(format!(
+                            "kept failing for {:.0} s: {why}",
+                            retry.elapsed(Instant::now()).as_secs_f64()
+                        ))
+                        .into(),
+                    })
+                }
+                Decision::Retry(wait) => {
+                    if matches!(attempt, Attempt::Failed(NetKind::Unreachable)) {
+                        // Say so at once, not only with -v: a mistyped --runpod-url would
+                        // otherwise look like a hang until the window runs out.
+                        ev.emit(Event::Submitting(format!(
+                            "cannot reach {}; retrying for up to {:.0} s (Ctrl-C to stop)",
+                            self.shown_url(path),
+                            window.as_secs_f64()
+                        )));
+                    }
+                    ev.emit(Event::Note(1, format!(
+                            "{method} /{}: {why}; retrying in {:.1} s",
+                            path.split('?').next().unwrap_or(path),
+                            wait.as_secs_f64()
+                        )));
+                    tokio::time::sleep(wait).await;
+                }
+            }
         }
     }
 
     /// `POST /run` or `POST /runsync?wait=…` with the request body.
-    pub async fn submit(&self, path: &str, body: &[u8], reporter: &Reporter) -> Result<Reply> {
+    pub async fn submit(&self, path: &str, body: &[u8], ev: &dyn Events) -> Result<Reply> {
         self.request(
             Method::POST,
             path,
             Some(body),
             Kind::Submit,
             path.starts_with("runsync"),
-            reporter,
+            ev,
         )
         .await
     }
 
     /// `GET /status/{id}`, or `POST` once the server said 405 (the SDK's local test server, where
     /// that POST runs the job and holds the connection until it is done).
-    pub async fn status(&self, id: &str, reporter: &Reporter) -> Result<Reply> {
+    pub async fn status(&self, id: &str, ev: &dyn Events) -> Result<Reply> {
         let path = format!("status/{}", encode_id(id));
         if !self.post_status.load(Ordering::Relaxed) {
             let r = self
-                .request(Method::GET, &path, None, Kind::Idempotent, false, reporter)
+                .request(Method::GET, &path, None, Kind::Idempotent, false, ev)
                 .await?;
             if r.status != 405 {
                 return Ok(r);
             }
-            reporter.debug(
+            ev.emit(Event::Note(
                 1,
-                "GET /status answered 405: this looks like the runpod SDK's local test server; using POST /status (which runs the job)",
-            );
+                "GET /status answered 405: this looks like the runpod SDK's local test server; using POST /status (which runs the job)".into(),
+            ));
             self.post_status.store(true, Ordering::Relaxed);
         }
-        self.request(Method::POST, &path, None, Kind::Idempotent, true, reporter)
+        self.request(Method::POST, &path, None, Kind::Idempotent, true, ev)
             .await
     }
 
     /// `POST /cancel/{id}`.
-    pub async fn cancel(&self, id: &str, reporter: &Reporter) -> Result<Reply> {
+    pub async fn cancel(&self, id: &str, ev: &dyn Events) -> Result<Reply> {
         let path = format!("cancel/{}", encode_id(id));
-        self.request(Method::POST, &path, None, Kind::Idempotent, false, reporter)
+        self.request(Method::POST, &path, None, Kind::Idempotent, false, ev)
             .await
     }
 
     /// Starts a download of a result URL (S3 presigned). The RunPod key is never sent there.
-    pub async fn download(&self, url: &str) -> std::result::Result<reqwest::Response, String> {
+    pub async fn download(&self, url: &str) -> std::result::Result<reqwest::Response, NetError> {
+        let shown = crate::redacted::display_url(url);
+        let what = "GET (result URL)";
         let resp = self
-            .http
+            .downloads
             .get(url)
             .send()
             .await
-            .map_err(|e| describe_reqwest(&e))?;
-        let st = resp.status();
-        if st != StatusCode::OK {
-            let hint = if st == StatusCode::FORBIDDEN {
-                " (presigned result URLs expire after 7 days)"
-            } else {
-                ""
-            };
-            return Err(format!("HTTP {}{hint}", st.as_u16()));
+            .map_err(|e| NetError::from_reqwest(&e, what, &shown, &self.endpoint.secrets))?;
+        let st = resp.status().as_u16();
+        if st != 200 {
+            let mut e = NetError::new(NetKind::Status(st), what, &shown);
+            if st == 403 {
+                e = e.hint("presigned result URLs expire after 7 days");
+            }
+            return Err(e);
         }
         Ok(resp)
     }
 }
 
+fn looks_like_json(body: &[u8]) -> bool {
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{' | b'[')
+    )
+}
+
 /// Job IDs are opaque; keep them to one path segment.
 fn encode_id(id: &str) -> String {
-    url::form_urlencoded::byte_serialize(id.as_bytes()).collect()
-}
-
-/// Reads a whole body into one buffer sized from Content-Length, so a 130 MB status body costs
-/// 130 MB and not the 2× of collecting chunks and then concatenating them.
-async fn read_body(mut resp: reqwest::Response) -> reqwest::Result<Vec<u8>> {
-    let cap = resp
-        .content_length()
-        .map(|n| n.min(1 << 31) as usize)
-        .unwrap_or(8192);
-    let mut buf = Vec::with_capacity(cap);
-    while let Some(chunk) = resp.chunk().await? {
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(buf)
-}
-
-/// A reqwest error in words, with its cause chain (reqwest's own Display is terse).
-pub fn describe_reqwest(e: &reqwest::Error) -> String {
-    let mut s = if e.is_connect() {
-        "could not connect".to_string()
-    } else if e.is_timeout() {
-        "timed out".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    let mut last = String::new();
-    while let Some(c) = src {
-        let t = c.to_string();
-        if t != last && !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        last = t;
-        src = c.source();
-    }
-    s
+    percent_encoding::utf8_percent_encode(id, crate::net::PATH_SEGMENT).to_string()
 }

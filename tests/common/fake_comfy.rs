@@ -287,10 +287,13 @@ pub fn fake_webp(len: usize) -> Vec<u8> {
     v
 }
 
-/// Bytes that start like a real PNG, padded to `len`.
+/// Bytes that start and end like a real PNG (signature + IHDR, IEND chunk last), padded to `len`:
+/// comfyctl checks both ends of every output it saves.
 pub fn fake_png(len: usize) -> Vec<u8> {
+    const IEND: &[u8] = b"\0\0\0\0IEND\xaeB`\x82";
     let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x40\0\0\0\x40\x08\x06\0\0\0".to_vec();
-    v.resize(len.max(v.len()), 0);
+    v.resize(len.max(v.len() + IEND.len()) - IEND.len(), 0);
+    v.extend_from_slice(IEND);
     v
 }
 

@@ -1,13 +1,12 @@
-//! `comfyctl send`: the pipeline both targets share — load → normalize → resolve injections
-//! (reading and checking every input image) — then hand over to [`crate::comfy`] (a ComfyUI
-//! server) or [`crate::runpod`] (a RunPod endpoint). Nothing touches the network until the
-//! workflow and every input have been checked.
+//! A job as comfyctl prepares it before any network call: the workflow loaded, normalized
+//! (unless `--no-normalize`), every injection resolved and every input image read and checked.
+//! Target-independent: the engine hands a [`Prepared`] to whichever target runs it.
 
-use crate::cli::SendArgs;
 use crate::error::{Error, Result};
-use crate::inject::{self, ImageArg, InjectOptions, Plan, SeedChoice, SetArg};
+use crate::inject::{self, Plan};
 use crate::normalize::{self, NameTable, Normalized};
 use crate::report::Reporter;
+use crate::settings::{SchemaFrom, SendSettings};
 use crate::workflow::Document;
 use serde_json::{Map, Value};
 
@@ -51,6 +50,20 @@ impl Prepared {
     pub fn class_type(&self, id: &str) -> Option<&str> {
         self.nodes.get(id)?.get("class_type")?.as_str()
     }
+
+    /// `ksampler_1 [was 3] "KSampler" (KSampler)`, or the bare ID: how messages name a node.
+    pub fn node_label(&self, id: &str) -> String {
+        let mut s = crate::redacted::escape_controls(id);
+        if let Some(orig) = self.original_id(id).filter(|o| *o != id) {
+            s.push_str(&format!(" [was {orig}]"));
+        }
+        match (self.title(id), self.class_type(id)) {
+            (Some(t), Some(c)) if t != c => s.push_str(&format!(" \"{t}\" ({c})")),
+            (_, Some(c)) => s.push_str(&format!(" ({c})")),
+            _ => {}
+        }
+        s
+    }
 }
 
 /// Loads the name table: built-in, extended by `--names FILE`.
@@ -68,19 +81,25 @@ pub fn load_names(path: Option<&std::path::Path>) -> Result<NameTable> {
 }
 
 /// Everything before the network: load, normalize, resolve and read injections.
-pub fn prepare(args: &SendArgs, reporter: &Reporter) -> Result<Prepared> {
-    let table = load_names(args.names.as_deref())?;
-    let doc = crate::commands::load_document(
-        &args.workflow,
-        &crate::cli::SchemaSource {
-            server: None,
-            object_info: args.object_info.clone(),
-            offline: false,
-            headers: Vec::new(),
-        },
-        reporter,
-    )?;
-    let (nodes, normalized) = if args.no_normalize {
+pub fn prepare(s: &SendSettings, reporter: &Reporter) -> Result<Prepared> {
+    let table = load_names(s.names.as_deref())?;
+    let schema = match &s.object_info {
+        Some(p) => SchemaFrom::File(p.clone()),
+        None => SchemaFrom::None,
+    };
+    let doc = crate::load::load_document(&s.workflow, &schema, reporter)?;
+    prepare_document(doc, &table, s.no_normalize, &s.inject, reporter)
+}
+
+/// [`prepare`] for a document already loaded (batch loads each workflow once).
+pub fn prepare_document(
+    doc: Document,
+    table: &NameTable,
+    no_normalize: bool,
+    opts: &crate::inject::InjectOptions,
+    reporter: &Reporter,
+) -> Result<Prepared> {
+    let (nodes, normalized) = if no_normalize {
         // Still refuse a broken graph before any network call.
         crate::workflow::Graph::build(doc.nodes(), &doc.file).map_err(|d| {
             Error::InvalidWorkflow {
@@ -90,7 +109,7 @@ pub fn prepare(args: &SendArgs, reporter: &Reporter) -> Result<Prepared> {
         })?;
         (doc.nodes().clone(), None)
     } else {
-        let n = normalize::normalize(doc.nodes(), &doc.file, &table).map_err(|d| {
+        let n = normalize::normalize(doc.nodes(), &doc.file, table).map_err(|d| {
             Error::InvalidWorkflow {
                 file: doc.file.clone(),
                 diagnostics: d,
@@ -98,22 +117,7 @@ pub fn prepare(args: &SendArgs, reporter: &Reporter) -> Result<Prepared> {
         })?;
         (n.nodes.clone(), Some(n))
     };
-    let opts = InjectOptions {
-        images: args.images.iter().map(|s| ImageArg::parse(s)).collect(),
-        prompt: args.prompt.clone(),
-        negative: args.negative.clone(),
-        seed: match (args.seed, args.random_seed) {
-            (Some(s), _) => Some(SeedChoice::Fixed(s)),
-            (None, true) => Some(SeedChoice::Random),
-            (None, false) => None,
-        },
-        sets: args
-            .sets
-            .iter()
-            .map(|s| SetArg::parse(s))
-            .collect::<Result<_>>()?,
-    };
-    let plan = inject::plan(&nodes, &doc.file, normalized.as_ref(), &opts)?;
+    let plan = inject::plan(&nodes, &doc.file, normalized.as_ref(), opts)?;
     for w in &plan.warnings {
         reporter.warn(w);
     }
@@ -126,16 +130,4 @@ pub fn prepare(args: &SendArgs, reporter: &Reporter) -> Result<Prepared> {
         normalized,
         plan,
     })
-}
-
-/// Runs `send`: to RunPod when `--endpoint`/`--runpod-url` (or their env vars) are set, else to
-/// ComfyUI. Returns the exit code for a successful run (0).
-pub async fn run(args: SendArgs) -> Result<i32> {
-    let reporter = Reporter::new(args.out.quiet, args.out.verbose);
-    let prepared = prepare(&args, &reporter)?;
-    if args.runpod.is_set() {
-        crate::runpod::send(&args, prepared, &reporter).await
-    } else {
-        crate::comfy::send(&args, prepared, &reporter).await
-    }
 }

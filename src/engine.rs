@@ -1,0 +1,358 @@
+//! The job engine: one way to run a prepared job on any target — check, submit, follow, fetch
+//! and save the outputs, cancel — shared by `send` (one job) and everything built on it.
+//!
+//! A [`Target`] (a ComfyUI server, a RunPod endpoint) knows its protocol; [`run_job`] knows the
+//! order of things and the promises: nothing is submitted before the workflow and the output
+//! directory have been checked, the remote job is cancelled when the run is (Ctrl-C, SIGTERM,
+//! SIGHUP, `--timeout`), outputs are saved through the one path in [`crate::outputs`], and the
+//! result is the one [`JobResult`] whatever the target.
+
+use crate::cancel::{Cancel, Reason};
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::error::{Error, Result};
+use crate::job::Prepared;
+use crate::outputs::{Body, OutputDir, SaveError};
+use crate::report::{human_bytes, Reporter};
+use crate::result::{secs, JobResult, TargetInfo};
+use crate::schema::Schema;
+use crate::settings::Preflight;
+use std::time::{Duration, Instant};
+
+/// What happens to a job, as a target reports it while following.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The request that creates the job is going out.
+    Submitting(String),
+    /// Waiting: `position` in ComfyUI's queue when known, else a description.
+    Queued {
+        position: Option<u64>,
+        detail: String,
+    },
+    /// The job started running.
+    Started(String),
+    /// A node is running (label as in messages).
+    Node(String),
+    /// Step progress of the running node.
+    Progress { value: u64, max: u64 },
+    /// Nodes taken from ComfyUI's cache.
+    Cached(usize),
+    /// An output is being fetched.
+    Fetching(String),
+    /// A message worth seeing (0) or detail for `-v` (1) / `-vv` (2).
+    Note(u8, String),
+    /// A warning.
+    Warn(String),
+}
+
+/// Where a target's events go.
+pub trait Events: Sync {
+    fn emit(&self, e: Event);
+}
+
+impl Events for Reporter {
+    fn emit(&self, e: Event) {
+        match e {
+            Event::Submitting(s) | Event::Started(s) | Event::Fetching(s) => self.status(s),
+            Event::Queued { position, detail } => self.status(match position {
+                Some(n) => format!("queued, position {n}"),
+                None => detail,
+            }),
+            Event::Node(label) => self.status(format!("running {label}")),
+            Event::Progress { value, max } => self.progress(value, max),
+            Event::Cached(n) => self.debug(
+                1,
+                format!("{n} node{} from the cache", if n == 1 { "" } else { "s" }),
+            ),
+            Event::Note(0, s) => self.info(s),
+            Event::Note(level, s) => self.debug(level, s),
+            Event::Warn(s) => self.warn(s),
+        }
+    }
+}
+
+/// One output a finished job lists.
+#[derive(Debug, Clone)]
+pub struct OutputRef {
+    /// The name the server gave it.
+    pub name: String,
+    /// The node that produced it, when known.
+    pub node: Option<String>,
+    /// Target-specific locator (index into the finished job's outputs).
+    pub index: usize,
+}
+
+/// A ComfyUI server or a RunPod endpoint, as the engine drives it.
+#[allow(async_fn_in_trait)]
+pub trait Target {
+    /// A submitted job being followed.
+    type Remote;
+    /// A job that finished successfully, with what is needed to fetch its outputs.
+    type Finished;
+
+    fn info(&self) -> TargetInfo;
+
+    /// The node schema to check the workflow against before submitting, when there is one.
+    async fn schema(&self, policy: Preflight, events: &dyn Events) -> Result<Option<Schema>>;
+
+    /// Creates the remote job (uploading inputs first where the target needs them). Sets
+    /// `r.job_id` as soon as the ID is known — for ComfyUI before the request goes out — so a
+    /// cancel at any moment finds the job.
+    async fn submit(
+        &self,
+        job: &Prepared,
+        events: &dyn Events,
+        r: &mut JobResult,
+    ) -> Result<Self::Remote>;
+
+    /// Picks up a job that already exists (`status ID`, a resumed batch).
+    async fn attach(
+        &self,
+        id: &str,
+        events: &dyn Events,
+        r: &mut JobResult,
+    ) -> Result<Self::Remote>;
+
+    /// One look at an attached job: `None` when it has ended (then [`Target::follow`] returns at
+    /// once), else its state in words (`in queue, waiting for a worker`, `running`).
+    async fn peek(
+        &self,
+        remote: &mut Self::Remote,
+        events: &dyn Events,
+        r: &mut JobResult,
+    ) -> Result<Option<String>>;
+
+    /// Follows the job until it ends. A job that failed, was cancelled or vanished is an error
+    /// that names the node and the fix; success fills the result (nodes, times, status).
+    async fn follow(
+        &self,
+        remote: Self::Remote,
+        job: Option<&Prepared>,
+        events: &dyn Events,
+        r: &mut JobResult,
+    ) -> Result<Self::Finished>;
+
+    /// The outputs the finished job lists.
+    fn outputs(&self, fin: &Self::Finished) -> Result<Vec<OutputRef>>;
+
+    /// Why a finished job has no outputs (the error when `--allow-empty` was not given).
+    fn no_outputs(&self, fin: &Self::Finished, id: &str) -> Error;
+
+    /// Starts fetching one output. Fetching is idempotent: the engine retries what
+    /// [`SaveError::retryable`] says may work.
+    async fn fetch<'a>(
+        &'a self,
+        fin: &'a Self::Finished,
+        o: &OutputRef,
+    ) -> std::result::Result<Body<'a>, SaveError>;
+
+    /// Cancels the remote job; says what was done, for the error message.
+    async fn cancel(&self, id: &str) -> String;
+
+    /// The command that saves a finished job's outputs later, as it can be pasted.
+    fn refetch_command(&self, id: &str) -> String;
+}
+
+/// How one job runs.
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    pub preflight: Preflight,
+    pub allow_empty: bool,
+    pub client_id: String,
+}
+
+/// Runs one prepared job on `target` and saves its outputs in `out`. Returns the result, or the
+/// error wrapped with the result as far as it got ([`JobResult::fail`]).
+pub async fn run_job<T: Target>(
+    target: &T,
+    job: &Prepared,
+    out: &OutputDir,
+    opts: &JobOptions,
+    mode: &str,
+    cancel: &Cancel,
+    events: &dyn Events,
+) -> Result<JobResult> {
+    let t0 = Instant::now();
+    let mut r = JobResult::new("send", target.info(), mode);
+    r.client_id = Some(opts.client_id.clone());
+    let outcome = {
+        let flow = flow(target, job, out, opts, events, &mut r);
+        tokio::select! {
+            res = flow => Ok(res),
+            reason = cancel.cancelled() => Err(reason),
+        }
+    };
+    r.timings.total_s = secs(t0.elapsed());
+    match outcome {
+        Ok(Ok(())) => {
+            r.status = "completed".into();
+            Ok(r)
+        }
+        Ok(Err(e)) => Err(r.fail(e)),
+        Err(reason) => {
+            // The flow is dropped: any half-written output file is deleted with it.
+            let what = match (&r.job_id, r.remote_status.is_some() && r.status == "saving") {
+                (Some(id), true) => format!(
+                    "job {id} had already finished, but not all of its outputs were saved; save them with: {}",
+                    target.refetch_command(id)
+                ),
+                (Some(id), false) => {
+                    cancel.set_remote(Some(format!("job {id}")));
+                    target.cancel(id).await
+                }
+                (None, _) => "nothing had been submitted yet".into(),
+            };
+            r.timings.total_s = secs(t0.elapsed());
+            let e = match reason {
+                Reason::Timeout(d) => Error::Timeout(format!(
+                    "--timeout {} ran out; {what}",
+                    humantime::format_duration(d)
+                )),
+                Reason::Signal(s) => Error::Interrupted(format!("{s}; {what}")),
+            };
+            Err(r.fail(e))
+        }
+    }
+}
+
+async fn flow<T: Target>(
+    target: &T,
+    job: &Prepared,
+    out: &OutputDir,
+    opts: &JobOptions,
+    events: &dyn Events,
+    r: &mut JobResult,
+) -> Result<()> {
+    let t = Instant::now();
+    if opts.preflight != Preflight::Off {
+        if let Some(schema) = target.schema(opts.preflight, events).await? {
+            preflight(&schema, job, target.info(), events, r)?;
+            r.timings.preflight_s = Some(secs(t.elapsed()));
+        }
+    }
+    let remote = target.submit(job, events, r).await?;
+    let fin = target.follow(remote, Some(job), events, r).await?;
+    save_outputs(target, &fin, out, opts.allow_empty, events, r).await
+}
+
+/// Fetches and saves every output of a finished job (the job is not paid again on failure:
+/// fetching is retried, and a local failure says how to save the outputs later).
+pub async fn save_outputs<T: Target>(
+    target: &T,
+    fin: &T::Finished,
+    out: &OutputDir,
+    allow_empty: bool,
+    events: &dyn Events,
+    r: &mut JobResult,
+) -> Result<()> {
+    let t = Instant::now();
+    let id = r.job_id.clone().unwrap_or_default();
+    let outputs = target.outputs(fin)?;
+    if outputs.is_empty() {
+        if allow_empty {
+            events.emit(Event::Note(0, format!("job {id} returned no files")));
+            return Ok(());
+        }
+        return Err(target.no_outputs(fin, &id));
+    }
+    r.status = "saving".into();
+    let mut failures = Vec::new();
+    for o in &outputs {
+        events.emit(Event::Fetching(format!(
+            "downloading {}",
+            crate::redacted::escape_controls(&o.name)
+        )));
+        let mut attempt = 0u32;
+        let saved = loop {
+            let res = match target.fetch(fin, o).await {
+                Ok(body) => out.save(&o.name, o.node.as_deref(), body).await,
+                Err(e) => Err(e),
+            };
+            match res {
+                Err(e) if e.retryable() && attempt < 3 => {
+                    attempt += 1;
+                    events.emit(Event::Note(
+                        1,
+                        format!("fetching {}: {e}; retrying", o.name),
+                    ));
+                    tokio::time::sleep(crate::net::backoff(attempt)).await;
+                }
+                other => break other,
+            }
+        };
+        match saved {
+            Ok(s) => {
+                events.emit(Event::Note(
+                    0,
+                    format!(
+                        "saved {} ({}, {}{})",
+                        crate::redacted::escape_controls(&s.path.display().to_string()),
+                        human_bytes(s.bytes),
+                        s.format,
+                        s.node
+                            .as_deref()
+                            .map(|n| format!(", node {}", crate::redacted::escape_controls(n)))
+                            .unwrap_or_default()
+                    ),
+                ));
+                r.outputs.push(s);
+            }
+            Err(SaveError::Local(e)) => {
+                r.timings.download_s = Some(secs(t.elapsed()));
+                return Err(Error::SaveFailed {
+                    message: e.to_string(),
+                    refetch: target.refetch_command(&id),
+                });
+            }
+            Err(e) => failures.push(format!(
+                "output '{}': {e}; nothing was saved for it",
+                crate::redacted::escape_controls(&o.name)
+            )),
+        }
+    }
+    r.timings.download_s = Some(secs(t.elapsed()));
+    if !failures.is_empty() {
+        return Err(Error::Failed(failures.join("\n")));
+    }
+    Ok(())
+}
+
+/// Checks the workflow against the schema; the `image` inputs comfyctl is about to upload are
+/// left out of the list check (their names are new to the server).
+fn preflight(
+    schema: &Schema,
+    job: &Prepared,
+    target: TargetInfo,
+    events: &dyn Events,
+    r: &mut JobResult,
+) -> Result<()> {
+    let nodes = job.nodes_with(|img| img.upload_name.clone());
+    let diags = crate::schema::check(schema, &nodes, &job.doc.file);
+    let uploaded = |d: &Diagnostic| {
+        d.code == "value_not_in_list"
+            && d.input.as_deref() == Some("image")
+            && job
+                .plan
+                .images
+                .iter()
+                .any(|i| d.node_id.as_deref() == Some(i.node.as_str()))
+    };
+    let (errors, rest): (Vec<_>, Vec<_>) = diags
+        .into_iter()
+        .filter(|d| !uploaded(d))
+        .partition(|d| d.is_error());
+    for d in rest.iter().filter(|d| d.severity != Severity::Info) {
+        events.emit(Event::Warn(d.to_string()));
+        r.warnings.push(d.to_string());
+    }
+    if !errors.is_empty() {
+        return Err(Error::Rejected {
+            target: target.url,
+            message: "the workflow does not match the server's nodes (preflight check; --no-preflight skips it)".into(),
+            diagnostics: errors,
+        });
+    }
+    Ok(())
+}
+
+/// How long to wait for a cancel request before giving up on it.
+pub const CANCEL_TIMEOUT: Duration = Duration::from_secs(10);
