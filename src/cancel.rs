@@ -1,4 +1,4 @@
-//! One cancellation for a whole run: Ctrl-C (SIGINT), SIGTERM (cron's `timeout`, systemd),
+//! The async runtime of the network commands, and one cancellation for a whole run: Ctrl-C (SIGINT), SIGTERM (cron's `timeout`, systemd),
 //! SIGHUP (the terminal closed) and the `--timeout` deadline all cancel one
 //! [`CancellationToken`]; whoever holds the token stops, and the engine cancels the remote job.
 //!
@@ -8,6 +8,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
+
+/// A small multi-threaded runtime for the network commands.
+pub fn runtime() -> crate::error::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| crate::error::Error::io("starting the async runtime", e))
+}
 
 /// Why a run was cancelled.
 #[derive(Debug, Clone, PartialEq, Eq)]

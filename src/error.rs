@@ -162,26 +162,6 @@ impl Error {
         }
     }
 
-    /// What `--json` prints on standard output for this error: the job's result with its
-    /// `error` filled in for a job command, else `{"schema_version", "status": "error", "error"}`.
-    pub fn json_document(&self) -> serde_json::Value {
-        match self {
-            Error::Job { result, .. } => {
-                let mut v = (**result).clone();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("status".into(), "error".into());
-                    o.insert("error".into(), self.to_json());
-                }
-                v
-            }
-            _ => serde_json::json!({
-                "schema_version": crate::result::SCHEMA_VERSION,
-                "status": "error",
-                "error": self.to_json(),
-            }),
-        }
-    }
-
     /// The `error` object of `--json` output: kind, message, exit code, diagnostics.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({

@@ -12,7 +12,7 @@ fn main() {
         Ok(code) => code,
         Err(e) => {
             if json {
-                let v = e.json_document();
+                let v = comfyctl::result::error_document(&e);
                 comfyctl::report::print_stdout(
                     &serde_json::to_string_pretty(&v).expect("serializable"),
                 );

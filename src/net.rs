@@ -457,15 +457,6 @@ pub fn retry_after_of(resp: &reqwest::Response) -> Option<Duration> {
     )
 }
 
-/// A small multi-threaded runtime for the network commands.
-pub fn runtime() -> crate::error::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| crate::error::Error::io("starting the async runtime", e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,8 +132,7 @@ pub struct SavedFile {
     pub bytes: u64,
     /// Sniffed format (`webp`, `png`, `mp4`, ...), or `unknown`.
     pub format: String,
-    /// The node that produced it, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The node that produced it, when known (`null` otherwise).
     pub node: Option<String>,
     /// The name the server gave it.
     pub server_name: String,

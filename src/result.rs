@@ -134,3 +134,23 @@ impl JobResult {
         crate::report::print_stdout(&serde_json::to_string_pretty(self).expect("serializable"));
     }
 }
+
+/// What `--json` prints on standard output for this error: the job's result with its
+/// `error` filled in for a job command, else `{"schema_version", "status": "error", "error"}`.
+pub fn error_document(e: &crate::error::Error) -> Value {
+    match e {
+        crate::error::Error::Job { result, .. } => {
+            let mut v = (**result).clone();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("status".into(), "error".into());
+                o.insert("error".into(), e.to_json());
+            }
+            v
+        }
+        _ => serde_json::json!({
+            "schema_version": SCHEMA_VERSION,
+            "status": "error",
+            "error": e.to_json(),
+        }),
+    }
+}

@@ -419,3 +419,61 @@ fn capture() -> Option<std::path::PathBuf> {
         None
     }
 }
+
+/// A password in `--url` / `--server` never reaches stdout, stderr, the cache file's name, its
+/// contents or its `.url` companion, `schema list`, or an error message; and it is sent as a
+/// percent-decoded Basic credential (a `+` stays a `+`).
+#[test]
+fn url_passwords_are_sent_but_never_stored_or_printed() {
+    use base64::Engine as _;
+    const PW: &str = "s3cret+pw";
+    let token: &'static str = Box::leak(
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("user:{PW}"))
+        )
+        .into_boxed_str(),
+    );
+    let server = serve_behind_proxy(PathBuf::from(fixture("object_info_min.json")), Some(token));
+    let tmp = tempfile::tempdir().unwrap();
+    let with_pw = server.url.replace("http://", "http://user:s3cret+pw@");
+    let run = |args: &[&str]| {
+        let out = comfyctl(tmp.path()).args(args).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let leaks = |text: &str| text.contains("s3cret") || text.contains(&token[6..]);
+
+    // The proxy accepts only the exact credential: success proves the '+' arrived intact.
+    let (code, text) = run(&["schema", "pull", "--url", &with_pw]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!leaks(&text), "{text}");
+    let (code, text) = run(&["schema", "list"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!leaks(&text), "{text}");
+    assert!(text.contains(&server.url), "{text}");
+    for e in std::fs::read_dir(tmp.path().join("schemas")).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        assert!(!leaks(&name), "cache file named {name}");
+        let body = std::fs::read_to_string(e.path()).unwrap();
+        assert!(!leaks(&body), "{name} holds the password");
+    }
+    // Live verify with the credential works; a dead server's error names no password.
+    let (code, text) = run(&["verify", "--server", &with_pw, &fixture("good_api.json")]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!leaks(&text), "{text}");
+    let (code, text) = run(&[
+        "verify",
+        "--server",
+        "http://user:s3cret+pw@127.0.0.1:1",
+        &fixture("good_api.json"),
+    ]);
+    assert_eq!(code, Some(5), "{text}");
+    assert!(text.contains("cannot reach"), "{text}");
+    assert!(!leaks(&text), "{text}");
+}

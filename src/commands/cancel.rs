@@ -24,7 +24,7 @@ pub fn run(args: &CancelArgs) -> Result<i32> {
     let t0 = Instant::now();
     let mut r = JobResult::new("cancel", t.info(), "cancel");
     r.job_id = Some(s.job_id.clone());
-    let rt = crate::net::runtime()?;
+    let rt = crate::cancel::runtime()?;
     let res = rt.block_on(async {
         let id = s.job_id.as_str();
         let c = t.client();

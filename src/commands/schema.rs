@@ -21,7 +21,7 @@ pub fn run(args: &SchemaArgs) -> Result<i32> {
             let server = ComfyServer::parse(flag, &url, headers)?;
             let url = server.shown();
             let url = &url;
-            let rt = crate::net::runtime()?;
+            let rt = crate::cancel::runtime()?;
             let text = rt.block_on(fetch_text(&server))?;
             // Validate before saving so a proxy's HTML error page never lands in the cache.
             let schema = Schema::parse(&text, &format!("{url}/object_info"))?;

@@ -25,7 +25,7 @@ pub fn run(args: &SendArgs) -> Result<i32> {
         allow_empty: s.output.allow_empty,
         client_id: s.client_id.clone(),
     };
-    let rt = crate::net::runtime()?;
+    let rt = crate::cancel::runtime()?;
     let result = rt.block_on(async {
         let cancel = Cancel::install(s.deadline);
         match &s.target {

@@ -22,7 +22,7 @@ pub fn run(args: &StatusArgs) -> Result<i32> {
     } else {
         None
     };
-    let rt = crate::net::runtime()?;
+    let rt = crate::cancel::runtime()?;
     let r = rt.block_on(async {
         let cancel = Cancel::install(s.deadline);
         match &s.target {

@@ -83,7 +83,7 @@ pub fn load(src: &SchemaFrom, reporter: &Reporter) -> Result<Option<Schema>> {
         reporter.debug(1, format!("using cached schema {}", cached.display()));
         return read_file(&cached).map(Some);
     }
-    let rt = net::runtime()?;
+    let rt = crate::cancel::runtime()?;
     match rt.block_on(fetch_text(server)) {
         Ok(text) => Schema::parse(&text, &format!("{url}/object_info")).map(Some),
         Err(Error::Net(e))
