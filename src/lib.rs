@@ -9,6 +9,7 @@ pub mod comfy;
 pub mod commands;
 pub mod convert;
 pub mod diagnostic;
+pub mod embedded;
 pub mod error;
 pub mod inject;
 pub mod media;
