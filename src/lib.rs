@@ -9,6 +9,7 @@ pub mod comfy;
 pub mod commands;
 pub mod convert;
 pub mod diagnostic;
+pub mod diff;
 pub mod embedded;
 pub mod error;
 pub mod inject;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Send(a) => runtime()?.block_on(send::run(*a)),
         Command::Status(a) => runtime()?.block_on(runpod::status(&a)),
         Command::Cancel(a) => runtime()?.block_on(runpod::cancel(&a)),
+        Command::Diff(a) => diff::cmd(&a),
     }
 }
 
@@ -55,6 +57,7 @@ pub fn wants_json(cli: &Cli) -> bool {
         Command::Send(a) => a.out.json,
         Command::Status(a) => a.out.json,
         Command::Cancel(a) => a.json,
+        Command::Diff(a) => a.json,
         _ => false,
     }
 }
