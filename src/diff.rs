@@ -129,7 +129,7 @@ pub fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Diff {
         }
     }
     for (id, b) in new {
-        if !old.get(id).is_some_and(|a| class_of(a) == class_of(b)) {
+        if old.get(id).is_none_or(|a| class_of(a) != class_of(b)) {
             d.added.push(entry(id, b));
         }
     }
@@ -143,9 +143,7 @@ pub fn diff(old: &Map<String, Value>, new: &Map<String, Value>) -> Diff {
             inputs_of(a).unwrap_or(&empty),
             inputs_of(b).unwrap_or(&empty),
         );
-        let names = ia
-            .keys()
-            .chain(ib.keys().filter(|k| !ia.contains_key(*k)));
+        let names = ia.keys().chain(ib.keys().filter(|k| !ia.contains_key(*k)));
         for name in names {
             let (va, vb) = (ia.get(name), ib.get(name));
             let is_link = |v: Option<&Value>| v.is_some_and(|v| as_link(v).is_some());
@@ -200,8 +198,7 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
         }
         (Value::Object(x), Value::Object(y)) => {
             x.len() == y.len()
-                && x
-                    .iter()
+                && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
         }
         _ => a == b,
@@ -426,10 +423,7 @@ mod tests {
         );
         let rewired: Vec<_> = d.rewired.iter().map(|r| r.input.as_str()).collect();
         assert_eq!(rewired, ["in", "w"]);
-        assert_eq!(
-            d.rewired[1].old,
-            Some(Source::Value { value: json!(5) })
-        );
+        assert_eq!(d.rewired[1].old, Some(Source::Value { value: json!(5) }));
         assert!(diff(&a, &a).is_identical());
     }
 }

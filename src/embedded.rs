@@ -312,10 +312,7 @@ fn mdta_texts<R: Read + Seek>(
         let (body, next) = box_at(&ilst, pos)?;
         let index = u32::from_be_bytes(ilst[pos + 4..pos + 8].try_into().expect("4 bytes"));
         pos = next;
-        let Some(name) = (index as usize)
-            .checked_sub(1)
-            .and_then(|i| names.get(i))
-        else {
+        let Some(name) = (index as usize).checked_sub(1).and_then(|i| names.get(i)) else {
             continue;
         };
         if !is_wanted(name) {
@@ -355,7 +352,7 @@ fn parse_keys(keys: &[u8]) -> Result<Vec<String>, EmbedError> {
         let size = u32::from_be_bytes(h[0..4].try_into().expect("4 bytes")) as usize;
         let Some(name) = size
             .checked_sub(8)
-            .and_then(|n| keys.get(pos + 8..pos + 8 + n))
+            .and_then(|n| keys.get(pos + 8..(pos + 8).checked_add(n)?))
         else {
             return Err(malformed(C, "a key runs past the end of the 'keys' box"));
         };
@@ -377,7 +374,7 @@ fn box_at(buf: &[u8], pos: usize) -> Result<(usize, usize), EmbedError> {
             let large = usize::try_from(large).map_err(|_| bad())?;
             (pos + 16, pos.checked_add(large).ok_or_else(bad)?)
         }
-        s => (pos + 8, pos + s),
+        s => (pos + 8, pos.checked_add(s).ok_or_else(bad)?),
     };
     if end < body || end > buf.len() {
         return Err(bad());
@@ -404,7 +401,7 @@ fn find_box<R: Read + Seek>(
                 let mut l = [0u8; 8];
                 read_exact_or(r, &mut l, C)?;
                 let large = u64::from_be_bytes(l);
-                (pos + 16, pos.checked_add(large).unwrap_or(u64::MAX))
+                (pos + 16, pos.saturating_add(large))
             }
             s => (pos + 8, pos + s),
         };
@@ -468,11 +465,11 @@ mod tests {
     #[test]
     fn sniffs_containers_and_not_json() {
         assert_eq!(sniff(WEBP), Some(Container::Webp));
-        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR"), Some(Container::Png));
         assert_eq!(
-            sniff(b"\0\0\0\x20ftypisom\0\0\x02\0"),
-            Some(Container::Mp4)
+            sniff(b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR"),
+            Some(Container::Png)
         );
+        assert_eq!(sniff(b"\0\0\0\x20ftypisom\0\0\x02\0"), Some(Container::Mp4));
         assert_eq!(sniff(b"{\"1\": {}}"), None);
         assert_eq!(sniff(b""), None);
         assert_eq!(sniff(b"RIFF"), None);
@@ -484,7 +481,10 @@ mod tests {
         assert_eq!(kind, Container::Webp);
         let prompt: Value = serde_json::from_str(e.prompt.as_deref().unwrap()).unwrap();
         assert_eq!(prompt["save_webp_1"]["class_type"], "SaveAnimatedWEBP");
-        assert_eq!(prompt["load_image_1"]["inputs"]["image"], "peer_rp_input.png");
+        assert_eq!(
+            prompt["load_image_1"]["inputs"]["image"],
+            "peer_rp_input.png"
+        );
         // The RunPod worker sends no UI workflow.
         assert_eq!(e.workflow, None);
     }
@@ -518,10 +518,7 @@ mod tests {
         let at = data.windows(4).position(|w| w == b"EXIF").unwrap();
         data[at + 4..at + 8].copy_from_slice(&u32::MAX.to_le_bytes());
         data[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(
-            extract(&data),
-            Err(EmbedError::Malformed { .. })
-        ));
+        assert!(matches!(extract(&data), Err(EmbedError::Malformed { .. })));
     }
 
     /// A PNG written here with tEXt, zTXt and iTXt chunks: each kind is found.
@@ -533,9 +530,15 @@ mod tests {
                 let mut enc = png::Encoder::new(&mut out, 1, 1);
                 enc.set_color(png::ColorType::Grayscale);
                 match kind {
-                    0 => enc.add_text_chunk("prompt".into(), "{\"a\":1}".into()).unwrap(),
-                    1 => enc.add_ztxt_chunk("prompt".into(), "{\"a\":1}".into()).unwrap(),
-                    _ => enc.add_itxt_chunk("prompt".into(), "{\"a\":1}".into()).unwrap(),
+                    0 => enc
+                        .add_text_chunk("prompt".into(), "{\"a\":1}".into())
+                        .unwrap(),
+                    1 => enc
+                        .add_ztxt_chunk("prompt".into(), "{\"a\":1}".into())
+                        .unwrap(),
+                    _ => enc
+                        .add_itxt_chunk("prompt".into(), "{\"a\":1}".into())
+                        .unwrap(),
                 }
                 enc.add_text_chunk("workflow".into(), "{\"nodes\":[]}".into())
                     .unwrap();
@@ -563,7 +566,12 @@ mod tests {
             keys.extend(b"mdta");
             keys.extend(k);
         }
-        let data = |s: &str| bx(b"data", &[&[0, 0, 0, 1, 0, 0, 0, 0][..], s.as_bytes()].concat());
+        let data = |s: &str| {
+            bx(
+                b"data",
+                &[&[0, 0, 0, 1, 0, 0, 0, 0][..], s.as_bytes()].concat(),
+            )
+        };
         let ilst = [
             bx(&1u32.to_be_bytes(), &data("Lavf")),
             bx(&2u32.to_be_bytes(), &data("{\"p\":2}")),
@@ -572,7 +580,13 @@ mod tests {
         let hdlr = bx(b"hdlr", &[&[0u8; 8][..], b"mdta", &[0u8; 13]].concat());
         let meta = bx(
             b"meta",
-            &[&[0u8; 4][..], &hdlr, &bx(b"keys", &keys), &bx(b"ilst", &ilst)].concat(),
+            &[
+                &[0u8; 4][..],
+                &hdlr,
+                &bx(b"keys", &keys),
+                &bx(b"ilst", &ilst),
+            ]
+            .concat(),
         );
         let moov = bx(b"moov", &bx(b"udta", &meta));
         let file = [bx(b"ftyp", b"isom\0\0\x02\0"), bx(b"mdat", &[0; 100]), moov].concat();

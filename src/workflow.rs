@@ -44,7 +44,9 @@ pub enum LoadError {
     #[error("{file}: not an API-format workflow: {reason}")]
     NotAWorkflow { file: String, reason: String },
     /// A PNG/WEBP/MP4 that carries neither ComfyUI's `prompt` nor its `workflow` metadata.
-    #[error("{file}: no workflow embedded (saved with --disable-metadata, or not made by ComfyUI)")]
+    #[error(
+        "{file}: no workflow embedded (saved with --disable-metadata, or not made by ComfyUI)"
+    )]
     NoEmbeddedWorkflow {
         file: String,
         container: crate::embedded::Container,
@@ -263,7 +265,10 @@ pub fn read_source(path: &Path) -> Result<(String, String), LoadError> {
         std::io::stdin().read_to_end(&mut bytes).map_err(io)?;
         if let Some(kind) = crate::embedded::sniff(&bytes) {
             let found = crate::embedded::extract_from(kind, std::io::Cursor::new(&bytes));
-            return Ok((STDIN_NAME.to_string(), embedded_text(kind, found, STDIN_NAME)?));
+            return Ok((
+                STDIN_NAME.to_string(),
+                embedded_text(kind, found, STDIN_NAME)?,
+            ));
         }
         let s = String::from_utf8(bytes).map_err(|_| {
             io(std::io::Error::new(
@@ -340,7 +345,10 @@ fn embedded_text(
         let mut v: Value = serde_json::from_str(&prompt)
             .map_err(|e| bad(format!("its 'prompt' is not valid JSON: {e}")))?;
         let Value::Object(nodes) = &mut v else {
-            return Err(bad(format!("its 'prompt' is {}, not an object", json_kind(&v))));
+            return Err(bad(format!(
+                "its 'prompt' is {}, not an object",
+                json_kind(&v)
+            )));
         };
         crate::embedded::strip_runtime_keys(nodes);
         return Ok(to_pretty_string(&v));

@@ -178,8 +178,8 @@ fn rewired_links_are_named() {
         .assert()
         .code(1)
         .stdout(predicate::str::contains(
-            "rewired  vae_decode_1.vae: checkpoint_loader_simple_1[2] → vae_loader_1[0]  (node 8)\n",
-        ));
+        "rewired  vae_decode_1.vae: checkpoint_loader_simple_1[2] → vae_loader_1[0]  (node 8)\n",
+    ));
 }
 
 #[test]
@@ -232,7 +232,11 @@ fn the_real_webp_diffs_identical_to_the_workflow_it_embeds() {
         .stdout(predicate::str::contains("identical (5 nodes"));
     // Standard input works as one side.
     comfyctl()
-        .args(["diff", "-", "tests/fixtures/readback/runpod_output_prompt.json"])
+        .args([
+            "diff",
+            "-",
+            "tests/fixtures/readback/runpod_output_prompt.json",
+        ])
         .write_stdin(fs::read("tests/fixtures/runpod_output.webp").unwrap())
         .assert()
         .code(0)
@@ -243,7 +247,11 @@ fn the_real_webp_diffs_identical_to_the_workflow_it_embeds() {
 fn a_ui_workflow_diffs_with_a_schema() {
     let s = "tests/fixtures/schema";
     comfyctl()
-        .args(["diff", &format!("{s}/ui_basic.json"), &format!("{s}/ui_basic.api.json")])
+        .args([
+            "diff",
+            &format!("{s}/ui_basic.json"),
+            &format!("{s}/ui_basic.api.json"),
+        ])
         .args(["--object-info", &format!("{s}/object_info_min.json")])
         .assert()
         .code(0)

@@ -69,7 +69,9 @@ fn verify_reads_every_kind_of_output() {
         ])
         .assert()
         .success()
-        .stdout(predicate::str::contains("runpod_output.webp: ok: 5 node(s)"))
+        .stdout(predicate::str::contains(
+            "runpod_output.webp: ok: 5 node(s)",
+        ))
         .stdout(predicate::str::contains("comfyui_8x8.mp4: ok: 3 node(s)"));
 }
 
@@ -86,7 +88,9 @@ fn an_output_without_metadata_is_a_clear_error() {
         .args(["verify", "--json", "workflows/example.png"])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("\"code\": \"no_embedded_workflow\""));
+        .stdout(predicate::str::contains(
+            "\"code\": \"no_embedded_workflow\"",
+        ));
 }
 
 #[test]
