@@ -6,6 +6,8 @@
 //! - **PNG** (`SaveImage`, `nodes.py`): Pillow `PngInfo.add_text("prompt", json)` and one
 //!   `add_text(key, json)` per `extra_pnginfo` key (`workflow`), i.e. `tEXt` chunks before the
 //!   image data (`zTXt`/`iTXt` when another tool re-saved them; both are read too).
+//!   `SaveAnimatedPNG` (`comfy_extras/nodes_images.py`) instead writes private `comf` chunks
+//!   `key\0json` after the image data.
 //! - **WEBP** (`SaveAnimatedWEBP`, `comfy_extras/nodes_images.py`): EXIF in the RIFF `EXIF` chunk,
 //!   with Pillow's `Exif\0\0` prefix; IFD0 tag 0x0110 (Model) holds `prompt:{json}` and tags from
 //!   0x010F (Make) downwards hold `workflow:{json}` (one tag per `extra_pnginfo` key).
@@ -142,7 +144,7 @@ pub fn strip_runtime_keys(nodes: &mut Map<String, Value>) {
 // PNG: the `png` crate reads the chunks up to the image data (where Pillow writes text chunks),
 // checks CRCs and inflates zTXt/iTXt with a limit.
 
-fn png_texts<R: Read + Seek>(r: R) -> Result<Embedded, EmbedError> {
+fn png_texts<R: Read + Seek>(mut r: R) -> Result<Embedded, EmbedError> {
     let bad = |e: png::DecodingError| match e {
         png::DecodingError::IoError(e) if e.kind() != std::io::ErrorKind::UnexpectedEof => {
             EmbedError::Io(e)
@@ -153,7 +155,7 @@ fn png_texts<R: Read + Seek>(r: R) -> Result<Embedded, EmbedError> {
     let limits = png::Limits {
         bytes: MAX_TEXT_BYTES,
     };
-    let reader = png::Decoder::new_with_limits(BufReader::new(r), limits)
+    let reader = png::Decoder::new_with_limits(BufReader::new(&mut r), limits)
         .read_info()
         .map_err(bad)?;
     let info = reader.info();
@@ -175,7 +177,57 @@ fn png_texts<R: Read + Seek>(r: R) -> Result<Embedded, EmbedError> {
             found.set(&t.keyword, t.get_text().map_err(bad)?);
         }
     }
+    drop(reader);
+    if found.prompt.is_none() {
+        // Not before the image data: look after it (`SaveAnimatedPNG`).
+        png_trailing_texts(&mut r, &mut found)?;
+    }
     Ok(found)
+}
+
+/// `SaveAnimatedPNG` writes its metadata as private `comf` chunks (`key\0json`, Latin-1) after
+/// the image data, which the `png` crate neither reaches in `read_info` nor exposes (it skips
+/// unknown chunks). A chunk walk from the start that seeks over every other chunk, checks the
+/// CRC of the chunks it reads, and stops at `IEND`; `tEXt` after the image data is read too.
+fn png_trailing_texts<R: Read + Seek>(r: &mut R, found: &mut Embedded) -> Result<(), EmbedError> {
+    const C: Container = Container::Png;
+    r.seek(SeekFrom::Start(8))?;
+    loop {
+        let mut h = [0u8; 8];
+        read_exact_or(r, &mut h, C)?;
+        let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+        if len > i32::MAX as u32 {
+            return Err(malformed(C, "a chunk length over 2^31-1"));
+        }
+        let kind = [h[4], h[5], h[6], h[7]];
+        match &kind {
+            b"IEND" => return Ok(()),
+            b"comf" | b"tEXt" => {
+                let data = read_block(r, u64::from(len), C)?;
+                let mut crc = [0u8; 4];
+                read_exact_or(r, &mut crc, C)?;
+                let mut hasher = crc32fast::Hasher::new();
+                hasher.update(&kind);
+                hasher.update(&data);
+                if hasher.finalize() != u32::from_be_bytes(crc) {
+                    return Err(malformed(
+                        C,
+                        format!("CRC error in a '{}' chunk", String::from_utf8_lossy(&kind)),
+                    ));
+                }
+                if let Some(nul) = data.iter().position(|&b| b == 0) {
+                    let latin1 = |b: &[u8]| b.iter().map(|&c| char::from(c)).collect::<String>();
+                    found.set(&latin1(&data[..nul]), latin1(&data[nul + 1..]));
+                }
+                if found.prompt.is_some() && found.workflow.is_some() {
+                    return Ok(());
+                }
+            }
+            _ => {
+                r.seek(SeekFrom::Current(i64::from(len) + 4))?;
+            }
+        }
+    }
 }
 
 fn is_wanted(key: &str) -> bool {
@@ -502,6 +554,20 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(keys, ["class_type", "inputs", "_meta"]);
+    }
+
+    /// `SaveAnimatedPNG`'s `comf` chunks come after the image data; their CRC is checked.
+    #[test]
+    fn comf_chunks_after_the_image_data() {
+        let apng: &[u8] = include_bytes!("../tests/fixtures/readback/comfyui_8x8_animated.png");
+        let (_, e) = extract(apng).unwrap().unwrap();
+        assert!(e.prompt.unwrap().contains("SaveAnimatedPNG"));
+        assert!(e.workflow.unwrap().starts_with("{\"last_node_id\""));
+        let mut bad = apng.to_vec();
+        let at = bad.windows(4).position(|w| w == b"comf").unwrap();
+        bad[at + 20] ^= 1;
+        let err = extract(&bad).unwrap_err().to_string();
+        assert!(err.contains("CRC error in a 'comf' chunk"), "{err}");
     }
 
     #[test]

@@ -28,6 +28,8 @@ fn outputs_read_back_as_the_workflow_sent() {
     for (out, sent) in [
         ("comfyui_8x8.png", "png_sent.json"),
         ("comfyui_8x8.mp4", "mp4_sent.json"),
+        ("comfyui_8x8.webp", "webp_sent.json"),
+        ("comfyui_8x8_animated.png", "apng_sent.json"),
         ("../runpod_output.webp", "runpod_output_prompt.json"),
     ] {
         let from_output = normalized(&format!("{DIR}/{out}"));
@@ -41,6 +43,24 @@ fn outputs_read_back_as_the_workflow_sent() {
             .assert()
             .success()
             .stdout(from_output);
+    }
+}
+
+/// The UI workflow sent in `extra_pnginfo` comes back exactly, from each container that has one.
+#[test]
+fn the_ui_workflow_is_read_back_too() {
+    for (out, ui) in [
+        ("comfyui_8x8.png", "png_sent.ui.json"),
+        ("comfyui_8x8.webp", "webp_sent.ui.json"),
+        ("comfyui_8x8_animated.png", "apng_sent.ui.json"),
+    ] {
+        let bytes = fs::read(format!("{DIR}/{out}")).unwrap();
+        let (_, found) = comfyctl::embedded::extract(&bytes).unwrap().unwrap();
+        let got: serde_json::Value =
+            serde_json::from_str(found.workflow.as_deref().expect(out)).unwrap();
+        let sent: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(format!("{DIR}/{ui}")).unwrap()).unwrap();
+        assert_eq!(got, sent, "{out}");
     }
 }
 

@@ -7,6 +7,7 @@ use proptest::prelude::*;
 const WEBP: &[u8] = include_bytes!("fixtures/runpod_output.webp");
 const PNG: &[u8] = include_bytes!("fixtures/readback/comfyui_8x8.png");
 const MP4: &[u8] = include_bytes!("fixtures/readback/comfyui_8x8.mp4");
+const APNG: &[u8] = include_bytes!("fixtures/readback/comfyui_8x8_animated.png");
 
 fn real_prompt(file: &[u8]) -> String {
     extract(file).unwrap().unwrap().1.prompt.unwrap()
@@ -23,7 +24,7 @@ fn check(bytes: &[u8]) {
 
 #[test]
 fn every_truncation_of_the_real_outputs() {
-    for file in [WEBP, PNG, MP4] {
+    for file in [WEBP, PNG, MP4, APNG] {
         let full = real_prompt(file);
         for n in 0..file.len() {
             match extract(&file[..n]) {
@@ -46,8 +47,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn mutated_real_outputs(which in 0usize..3, flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
-        let mut bytes = [WEBP, PNG, MP4][which].to_vec();
+    fn mutated_real_outputs(which in 0usize..4, flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8)) {
+        let mut bytes = [WEBP, PNG, MP4, APNG][which].to_vec();
         for (at, b) in flips {
             let i = at.index(bytes.len());
             bytes[i] = b;
