@@ -317,7 +317,10 @@ fn mp4_texts<R: Read + Seek>(mut r: R) -> Result<Embedded, EmbedError> {
     };
     let mut found = Embedded::default();
     let Some(moov) = find_box(&mut r, top, b"moov")? else {
-        return Err(malformed(C, "no 'moov' box (the file is truncated?)"));
+        return Err(malformed(
+            C,
+            "no 'moov' box (not a video, or the file is truncated)",
+        ));
     };
     // FFmpeg: moov/udta/meta; some writers put `meta` straight in `moov`.
     let mut metas = Vec::new();

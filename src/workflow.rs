@@ -861,6 +861,17 @@ mod tests {
         }
     }
 
+    /// The shared loading path takes a ComfyUI output: its prompt, without `is_changed`.
+    #[test]
+    fn a_media_file_loads_as_its_embedded_prompt() {
+        let doc = Document::load(Path::new("tests/fixtures/runpod_output.webp")).unwrap();
+        assert_eq!(doc.wrapper, Wrapper::Bare);
+        assert_eq!(doc.nodes().len(), 5);
+        assert!(doc.nodes().values().all(|n| n.get("is_changed").is_none()));
+        let e = Document::load(Path::new("workflows/example.png")).unwrap_err();
+        assert!(matches!(e, LoadError::NoEmbeddedWorkflow { .. }), "{e}");
+    }
+
     #[test]
     fn links_and_values() {
         assert!(as_link(&json!(["5", 0])).is_some());
