@@ -37,6 +37,9 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Convert a UI-format workflow to API format using a server's node schema.
     Convert(ConvertArgs),
+    /// Compare two workflows after normalization: nodes added/removed, values changed, links
+    /// rewired. Exit 0 identical, 1 different, 2 bad input.
+    Diff(DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -296,6 +299,20 @@ pub struct ConvertArgs {
     /// Write here (atomically) instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub schema: SchemaSource,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old workflow: API format, RunPod request, /prompt body, UI format (with a schema), or
+    /// a ComfyUI output (PNG, WEBP, MP4) with its workflow embedded; `-` for standard input.
+    pub old: PathBuf,
+    /// The new workflow, as OLD.
+    pub new: PathBuf,
+    /// Print the differences as one JSON object on standard output (see README).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub schema: SchemaSource,
 }

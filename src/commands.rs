@@ -3,6 +3,7 @@
 
 pub mod cancel;
 pub mod convert;
+pub mod diff;
 pub mod normalize;
 pub mod schema;
 pub mod send;

@@ -17,6 +17,8 @@ pub mod comfy;
 pub mod commands;
 pub mod convert;
 pub mod diagnostic;
+pub mod diff;
+pub mod embedded;
 pub mod engine;
 pub mod error;
 pub mod inject;
@@ -49,6 +51,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Send(a) => commands::send::run(&a),
         Command::Status(a) => commands::status::run(&a),
         Command::Cancel(a) => commands::cancel::run(&a),
+        Command::Diff(a) => commands::diff::run(&a),
     }
 }
 
@@ -59,6 +62,7 @@ pub fn wants_json(cli: &Cli) -> bool {
         Command::Send(a) => a.out.json,
         Command::Status(a) => a.out.json,
         Command::Cancel(a) => a.json,
+        Command::Diff(a) => a.json,
         _ => false,
     }
 }

@@ -43,6 +43,21 @@ pub enum LoadError {
     UiFormat { file: String },
     #[error("{file}: not an API-format workflow: {reason}")]
     NotAWorkflow { file: String, reason: String },
+    /// A PNG/WEBP/MP4 that carries neither ComfyUI's `prompt` nor its `workflow` metadata.
+    #[error(
+        "{file}: no workflow embedded (saved with --disable-metadata, or not made by ComfyUI)"
+    )]
+    NoEmbeddedWorkflow {
+        file: String,
+        container: crate::embedded::Container,
+    },
+    /// A media file whose container or embedded JSON could not be read.
+    #[error("{file}: cannot read the workflow embedded in this {container} file: {reason}")]
+    BadMedia {
+        file: String,
+        container: crate::embedded::Container,
+        reason: String,
+    },
 }
 
 impl LoadError {
@@ -72,6 +87,18 @@ impl LoadError {
                     .file(file.clone())
                     .fix("give an API-format workflow: an object of node ID -> {\"class_type\", \"inputs\"}")
             }
+            LoadError::NoEmbeddedWorkflow { file, container } => Diagnostic::error(
+                "no_embedded_workflow",
+                format!("this {container} file has no workflow embedded (saved with --disable-metadata, or not made by ComfyUI)"),
+            )
+            .file(file.clone())
+            .fix("use the workflow file itself, or an output saved by a ComfyUI running without --disable-metadata"),
+            LoadError::BadMedia { file, container, reason } => Diagnostic::error(
+                "bad_media",
+                format!("cannot read the workflow embedded in this {container} file: {reason}"),
+            )
+            .file(file.clone())
+            .fix("check that the file is complete (not truncated by a download)"),
         }
     }
 }
@@ -224,24 +251,115 @@ impl Document {
 /// Reads a workflow's text once: `(display name, text)` for a path, or for standard input when
 /// `path` is `-`. Callers that need the text more than once (the normalize fast path, `--check`,
 /// UI conversion) keep it instead of reading the file again.
+///
+/// A ComfyUI output (PNG, WEBP, MP4) stands for the workflow embedded in it: the text returned
+/// is its API prompt (see [`embedded_text`]), so every command that reads workflows reads
+/// outputs too.
 pub fn read_source(path: &Path) -> Result<(String, String), LoadError> {
     if path.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .map_err(|source| LoadError::Io {
-                file: STDIN_NAME.into(),
-                source,
-            })?;
+        let mut bytes = Vec::new();
+        let io = |source| LoadError::Io {
+            file: STDIN_NAME.into(),
+            source,
+        };
+        std::io::stdin().read_to_end(&mut bytes).map_err(io)?;
+        if let Some(kind) = crate::embedded::sniff(&bytes) {
+            let found = crate::embedded::extract_from(kind, std::io::Cursor::new(&bytes));
+            return Ok((
+                STDIN_NAME.to_string(),
+                embedded_text(kind, found, STDIN_NAME)?,
+            ));
+        }
+        let s = String::from_utf8(bytes).map_err(|_| {
+            io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ))
+        })?;
         Ok((STDIN_NAME.to_string(), s))
     } else {
         let file = path.display().to_string();
+        if let Some(text) = read_media_file(path, &file)? {
+            return Ok((file, text));
+        }
         let text = read_text_file(path).map_err(|source| LoadError::Io {
             file: file.clone(),
             source,
         })?;
         Ok((file, text))
     }
+}
+
+/// The workflow text of `path` if it is a regular file that starts like a PNG, WEBP or MP4;
+/// `None` for everything else, which is read as text. Only regular files are sniffed: opening a
+/// named pipe twice would hang (see [`read_text_file`]). Anything that goes wrong before the
+/// file is known to be media is left to the text read, which reports it as before.
+fn read_media_file(path: &Path, file: &str) -> Result<Option<String>, LoadError> {
+    use std::io::{Seek, SeekFrom};
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Ok(None);
+    }
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Ok(None);
+    };
+    let mut head = Vec::with_capacity(crate::embedded::SNIFF_BYTES);
+    if (&mut f)
+        .take(crate::embedded::SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .is_err()
+    {
+        return Ok(None);
+    }
+    let Some(kind) = crate::embedded::sniff(&head) else {
+        return Ok(None);
+    };
+    let found = f
+        .seek(SeekFrom::Start(0))
+        .map_err(crate::embedded::EmbedError::from)
+        .and_then(|_| crate::embedded::extract_from(kind, f));
+    embedded_text(kind, found, file).map(Some)
+}
+
+/// The workflow text a media file stands for: its API prompt with ComfyUI's own additions
+/// removed ([`crate::embedded::strip_runtime_keys`]); else its UI workflow as stored, which then
+/// goes the UI-format way (converted with a schema, or the "Export (API)" error); else
+/// [`LoadError::NoEmbeddedWorkflow`].
+fn embedded_text(
+    container: crate::embedded::Container,
+    found: Result<crate::embedded::Embedded, crate::embedded::EmbedError>,
+    file: &str,
+) -> Result<String, LoadError> {
+    let bad = |reason: String| LoadError::BadMedia {
+        file: file.to_string(),
+        container,
+        reason,
+    };
+    let found = found.map_err(|e| match e {
+        crate::embedded::EmbedError::Io(source) => LoadError::Io {
+            file: file.to_string(),
+            source,
+        },
+        crate::embedded::EmbedError::Malformed { reason, .. } => bad(reason),
+    })?;
+    if let Some(prompt) = found.prompt {
+        let mut v: Value = serde_json::from_str(&prompt)
+            .map_err(|e| bad(format!("its 'prompt' is not valid JSON: {e}")))?;
+        let Value::Object(nodes) = &mut v else {
+            return Err(bad(format!(
+                "its 'prompt' is {}, not an object",
+                json_kind(&v)
+            )));
+        };
+        crate::embedded::strip_runtime_keys(nodes);
+        return Ok(to_pretty_string(&v));
+    }
+    if let Some(workflow) = found.workflow {
+        return Ok(workflow);
+    }
+    Err(LoadError::NoEmbeddedWorkflow {
+        file: file.to_string(),
+        container,
+    })
 }
 
 /// Files from this size on are read by two threads at once.
@@ -741,6 +859,17 @@ mod tests {
             assert_eq!(read.unwrap(), "{}");
             writer.join().unwrap().unwrap();
         }
+    }
+
+    /// The shared loading path takes a ComfyUI output: its prompt, without `is_changed`.
+    #[test]
+    fn a_media_file_loads_as_its_embedded_prompt() {
+        let doc = Document::load(Path::new("tests/fixtures/runpod_output.webp")).unwrap();
+        assert_eq!(doc.wrapper, Wrapper::Bare);
+        assert_eq!(doc.nodes().len(), 5);
+        assert!(doc.nodes().values().all(|n| n.get("is_changed").is_none()));
+        let e = Document::load(Path::new("workflows/example.png")).unwrap_err();
+        assert!(matches!(e, LoadError::NoEmbeddedWorkflow { .. }), "{e}");
     }
 
     #[test]
