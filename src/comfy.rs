@@ -17,7 +17,7 @@ mod history;
 pub mod http;
 mod ws;
 
-use crate::engine::{Event, Events, OutputRef, Target};
+use crate::engine::{Event, Events, OutputRef, Pending, Target};
 use crate::error::{Error, Result};
 use crate::job::Prepared;
 use crate::net::{self, NetError, NetKind};
@@ -270,15 +270,24 @@ impl Target for ComfyTarget {
         remote: &mut Remote,
         _ev: &dyn Events,
         _r: &mut JobResult,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Pending>> {
         if self.history(&remote.id).await?.is_some() {
             return Ok(None);
         }
         let q = self.client.get_json("queue", CONTROL_TIMEOUT).await?;
         Ok(Some(match history::queue_state(&q, &remote.id) {
-            QueueState::Pending(n) => format!("queued, position {n}"),
-            QueueState::Running => "running".into(),
-            QueueState::Absent => "gone from the queue".into(),
+            QueueState::Pending(n) => Pending {
+                running: false,
+                detail: format!("queued, position {n}"),
+            },
+            QueueState::Running => Pending {
+                running: true,
+                detail: "running".into(),
+            },
+            QueueState::Absent => Pending {
+                running: false,
+                detail: "gone from the queue".into(),
+            },
         }))
     }
 

@@ -70,6 +70,15 @@ impl Events for Reporter {
     }
 }
 
+/// A job that has not ended yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pending {
+    /// Running (else waiting in a queue).
+    pub running: bool,
+    /// The state in words (`IN_QUEUE (in queue, waiting for a worker)`, `queued, position 2`).
+    pub detail: String,
+}
+
 /// One output a finished job lists.
 #[derive(Debug, Clone)]
 pub struct OutputRef {
@@ -113,13 +122,13 @@ pub trait Target {
     ) -> Result<Self::Remote>;
 
     /// One look at an attached job: `None` when it has ended (then [`Target::follow`] returns at
-    /// once), else its state in words (`in queue, waiting for a worker`, `running`).
+    /// once), else whether it waits or runs.
     async fn peek(
         &self,
         remote: &mut Self::Remote,
         events: &dyn Events,
         r: &mut JobResult,
-    ) -> Result<Option<String>>;
+    ) -> Result<Option<Pending>>;
 
     /// Follows the job until it ends. A job that failed, was cancelled or vanished is an error
     /// that names the node and the fix; success fills the result (nodes, times, status).

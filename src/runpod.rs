@@ -11,7 +11,7 @@ pub mod client;
 pub mod poll;
 pub mod response;
 
-use crate::engine::{Event, Events, OutputRef, Target};
+use crate::engine::{Event, Events, OutputRef, Pending, Target};
 use crate::error::{Error, Result};
 use crate::job::Prepared;
 use crate::net::{NetError, NetKind};
@@ -314,7 +314,7 @@ impl Target for RunpodTarget {
         remote: &mut Remote,
         ev: &dyn Events,
         r: &mut JobResult,
-    ) -> Result<Option<String>> {
+    ) -> Result<Option<Pending>> {
         if remote.body.is_empty() {
             remote.body = self.fetch_status(&remote.id, remote.known, ev).await?;
             remote.known = true;
@@ -322,7 +322,10 @@ impl Target for RunpodTarget {
         let job = self.parse_job(&remote.body)?;
         note_job(r, &job);
         let st = job.status().to_string();
-        Ok((!response::is_final(&st)).then(|| format!("{st} ({})", describe_state(&st))))
+        Ok((!response::is_final(&st)).then(|| Pending {
+            running: matches!(st.as_str(), "IN_PROGRESS" | "RUNNING"),
+            detail: format!("{st} ({})", describe_state(&st)),
+        }))
     }
 
     async fn follow(

@@ -71,7 +71,8 @@ async fn status<T: Target>(
     let res = {
         let flow = async {
             let mut remote = t.attach(id, ev, &mut r).await?;
-            if let Some(state) = t.peek(&mut remote, ev, &mut r).await? {
+            if let Some(pending) = t.peek(&mut remote, ev, &mut r).await? {
+                let state = &pending.detail;
                 if !s.wait {
                     if s.save {
                         return Err(Error::Failed(format!(
@@ -79,12 +80,7 @@ async fn status<T: Target>(
                         )));
                     }
                     ev.emit(Event::Note(0, format!("job {id}: {state}")));
-                    r.status = if state.contains("running") || state.starts_with("IN_PROGRESS") {
-                        "running"
-                    } else {
-                        "queued"
-                    }
-                    .into();
+                    r.status = if pending.running { "running" } else { "queued" }.into();
                     return Ok(());
                 }
             }
