@@ -7,11 +7,125 @@
 //! sent (the `control_after_generate` companion of a seed, an upload button). Links are followed
 //! through frontend-only nodes (Reroute, PrimitiveNode), bypassed nodes and subgraph boundaries
 //! until they reach a node that is actually sent.
+//!
+//! Some widget values are rewritten on the way out, as the frontend does when it serialises
+//! them: `%NodeTitle.widget%` and `%date:FMT%` in a save node's `filename_prefix` (and in a
+//! PrimitiveNode's value when its "Run widget replace on values" property is on), and
+//! `{a|b}` choices and comments in `dynamicPrompts` text (also when a PrimitiveNode supplies
+//! it). The frontend's choice is random and its date is the browser's clock; comfyctl takes the
+//! first option unless [`Options::seed`] is set, and the time once per conversion (UTC, or
+//! [`NOW_ENV`]), so the same input gives the same output.
 
 use crate::error::{Error, Result};
 use crate::schema::{types_compatible, InputDef, NodeDef, Schema};
 use serde_json::{json, Map, Value};
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+
+/// Environment variable that fixes the time `%date:FMT%` is formatted with:
+/// `YYYY-MM-DDTHH:MM:SS` (used as written, a trailing `Z` is allowed) or Unix seconds (UTC).
+/// Without it the current time in UTC is used. Meant for reproducible output and tests.
+pub const NOW_ENV: &str = "COMFYCTL_NOW";
+
+/// Choices a conversion makes where the frontend's output is random or time-dependent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Seed for `{a|b}` dynamic prompt choices. `None`: always the first option, so a
+    /// conversion is reproducible; `Some(n)`: a pseudo-random option per choice, the same for
+    /// the same file and seed (SplitMix64, stable across comfyctl versions and platforms).
+    pub seed: Option<u64>,
+    /// The wall-clock time `%date:FMT%` formats. `None`: [`NOW_ENV`] if set, else now in UTC.
+    pub now: Option<WallClock>,
+}
+
+/// A calendar date and time of day, as `%date:FMT%` prints it (no time zone: the frontend uses
+/// the browser's local time, which comfyctl cannot know; it uses UTC unless told otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WallClock {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u32,
+    pub minute: u32,
+    pub second: u32,
+}
+
+impl WallClock {
+    /// The UTC wall clock at `secs` seconds since the Unix epoch.
+    pub fn from_unix(secs: i64) -> WallClock {
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        WallClock {
+            year,
+            month,
+            day,
+            hour: (rem / 3600) as u32,
+            minute: (rem % 3600 / 60) as u32,
+            second: (rem % 60) as u32,
+        }
+    }
+
+    /// Parses `YYYY-MM-DDTHH:MM:SS` (or with a space for `T`, optionally ending in `Z`) or a
+    /// number of Unix seconds.
+    pub fn parse(s: &str) -> Option<WallClock> {
+        let s = s.trim();
+        if let Ok(secs) = s.parse::<i64>() {
+            return Some(WallClock::from_unix(secs));
+        }
+        let s = s.strip_suffix('Z').unwrap_or(s);
+        let (date, time) = s.split_once(['T', ' '])?;
+        let d: Vec<&str> = date.split('-').collect();
+        let t: Vec<&str> = time.split(':').collect();
+        let [year, month, day] = d[..] else {
+            return None;
+        };
+        let [hour, minute, second] = t[..] else {
+            return None;
+        };
+        let num = |x: &str| x.parse::<u32>().ok();
+        let c = WallClock {
+            year: year.parse().ok()?,
+            month: num(month)?,
+            day: num(day)?,
+            hour: num(hour)?,
+            minute: num(minute)?,
+            second: num(second)?,
+        };
+        let ok = (1..=12).contains(&c.month)
+            && (1..=31).contains(&c.day)
+            && c.hour < 24
+            && c.minute < 60
+            && c.second < 61;
+        ok.then_some(c)
+    }
+
+    /// [`NOW_ENV`] if set, else the current UTC time.
+    pub fn now() -> Result<WallClock> {
+        match std::env::var(NOW_ENV) {
+            Ok(v) => WallClock::parse(&v).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{NOW_ENV}='{v}' is not a time; use YYYY-MM-DDTHH:MM:SS or Unix seconds"
+                ))
+            }),
+            Err(_) => {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                Ok(WallClock::from_unix(secs))
+            }
+        }
+    }
+}
 
 /// Converts a UI-format workflow to an API-format node map.
 pub fn convert(ui: &Value, schema: &Schema, file: &str) -> Result<Map<String, Value>> {
@@ -19,11 +133,32 @@ pub fn convert(ui: &Value, schema: &Schema, file: &str) -> Result<Map<String, Va
 }
 
 /// Like [`convert`], also returning notes about things that could not be converted exactly
-/// (unknown classes whose widget values cannot be named, dangling links, ...).
+/// (unknown classes whose widget values cannot be named, dangling links, ...). Uses the default
+/// [`Options`]: first dynamic prompt option, `%date%` from [`NOW_ENV`] or the clock.
 pub fn convert_with_notes(
     ui: &Value,
     schema: &Schema,
     file: &str,
+) -> Result<(Map<String, Value>, Vec<String>)> {
+    convert_with_options(ui, schema, file, &Options::default())
+}
+
+/// [`convert_with_notes`] with a dynamic prompt seed (`comfyctl convert --seed`).
+pub fn convert_seeded(
+    ui: &Value,
+    schema: &Schema,
+    file: &str,
+    seed: Option<u64>,
+) -> Result<(Map<String, Value>, Vec<String>)> {
+    convert_with_options(ui, schema, file, &Options { seed, now: None })
+}
+
+/// [`convert_with_notes`] with explicit [`Options`].
+pub fn convert_with_options(
+    ui: &Value,
+    schema: &Schema,
+    file: &str,
+    opts: &Options,
 ) -> Result<(Map<String, Value>, Vec<String>)> {
     let Some(obj) = ui.as_object() else {
         return Err(Error::Usage(format!(
@@ -49,12 +184,22 @@ pub fn convert_with_notes(
             defs.insert(id, SubgraphDef::new(sg));
         }
     }
-    let conv = Conv {
+    let now = match opts.now {
+        Some(n) => n,
+        None => WallClock::now()?,
+    };
+    let mut conv = Conv {
         schema,
         defs,
         notes: Default::default(),
+        refs: Vec::new(),
+        chooser: RefCell::new(Chooser::new(opts.seed)),
+        now,
     };
     let root = G::new(ui);
+    let mut refs = Vec::new();
+    conv.collect_refs(&root, &mut refs, 0);
+    conv.refs = refs;
     let frame = Frame {
         g: &root,
         prefix: String::new(),
@@ -242,8 +387,11 @@ struct Frame<'f, 'a> {
 enum R {
     /// A node that is sent: `[id, slot]`.
     Link(String, u64),
-    /// A value written into the input (PrimitiveNode, a subgraph instance's promoted widget).
+    /// A value written into the input as it is (a subgraph instance's promoted widget).
     Lit(Value),
+    /// A PrimitiveNode's value: written into the target widget, which then serialises it like
+    /// its own value (dynamic prompts, `filename_prefix` replacements).
+    Prim(Value),
     /// Nothing: the input is left out, a widget input keeps its own value.
     Keep,
     /// A muted node: the input is removed entirely (the frontend's final pass).
@@ -253,7 +401,50 @@ enum R {
 struct Conv<'a> {
     schema: &'a Schema,
     defs: HashMap<&'a str, SubgraphDef<'a>>,
-    notes: std::cell::RefCell<Vec<String>>,
+    notes: RefCell<Vec<String>>,
+    /// Every node `%Name.widget%` can refer to, in the frontend's search order.
+    refs: Vec<RefNode>,
+    chooser: RefCell<Chooser>,
+    /// The time `%date:FMT%` formats, taken once per conversion.
+    now: WallClock,
+}
+
+/// What a `%Name.widget%` reference can see of a node: its "Node name for S&R", its title and
+/// its widgets' values (before serialisation, after PrimitiveNodes wrote theirs).
+struct RefNode {
+    sr: Option<String>,
+    title: String,
+    widgets: Vec<(String, Value)>,
+}
+
+/// Save nodes whose `filename_prefix` gets `%…%` replacements at export (frontend 1.27.10's
+/// `saveImageExtraOutput`); these do not get a default "Node name for S&R" either.
+const SAVE_NODES: &[&str] = &[
+    "SaveImage",
+    "SaveAnimatedWEBP",
+    "SaveWEBM",
+    "SaveAudio",
+    "SaveGLB",
+    "SaveAnimatedPNG",
+    "CLIPSave",
+    "VAESave",
+    "ModelSave",
+    "LoraSave",
+    "SaveLatent",
+];
+
+/// The PrimitiveNode property that runs `%…%` replacements on its value before it is copied.
+const REPLACE_PROP: &str = "Run widget replace on values";
+
+/// JS truthiness of a property value.
+fn js_truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
 }
 
 fn node_type(n: &Value) -> &str {
@@ -401,6 +592,171 @@ impl<'a> Conv<'a> {
         }
     }
 
+    /// Collects what `%Name.widget%` can refer to, in the order the frontend searches
+    /// (`collectAllNodes(app.graph)`): the graph's nodes in file order, a subgraph instance's
+    /// inner nodes (recursively) just before the instance itself. Widget values are the ones a
+    /// node holds after PrimitiveNodes have written theirs, before serialisation.
+    fn collect_refs(&self, g: &G<'a>, out: &mut Vec<RefNode>, depth: usize) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        let mut index: HashMap<i64, usize> = HashMap::new();
+        for node in &g.nodes {
+            let ty = node_type(node);
+            if let Some(def) = self.defs.get(ty) {
+                self.collect_refs(&def.g, out, depth + 1);
+            }
+            let saved_sr = node["properties"]["Node name for S&R"]
+                .as_str()
+                .map(String::from);
+            let saved_title = node["title"].as_str().map(String::from);
+            let class = renamed(ty);
+            let r = match self.schema.get(class) {
+                Some(def) if !VIRTUAL.contains(&ty) => RefNode {
+                    // The frontend adds the property (= the class) to every backend node
+                    // except the save nodes; a saved value wins.
+                    sr: saved_sr
+                        .or_else(|| (!SAVE_NODES.contains(&class)).then(|| class.to_string())),
+                    title: saved_title
+                        .or_else(|| def.display_name.clone())
+                        .or_else(|| locale_display_name(class).map(String::from))
+                        .unwrap_or_else(|| class.to_string()),
+                    widgets: self.widget_values(class, def, node, false),
+                },
+                _ => {
+                    // A PrimitiveNode has its one widget, "value", once it is connected.
+                    let linked = node["outputs"][0]["links"]
+                        .as_array()
+                        .is_some_and(|l| !l.is_empty());
+                    let widgets = match node["widgets_values"].get(0) {
+                        Some(v) if ty == "PrimitiveNode" && linked => {
+                            vec![("value".to_string(), js_value(v))]
+                        }
+                        _ => Vec::new(),
+                    };
+                    RefNode {
+                        sr: saved_sr,
+                        title: saved_title.unwrap_or_else(|| match ty {
+                            "PrimitiveNode" => "Primitive".to_string(),
+                            _ => ty.to_string(),
+                        }),
+                        widgets,
+                    }
+                }
+            };
+            if let Some(id) = as_id(&node["id"]) {
+                index.insert(id, out.len());
+            }
+            out.push(r);
+        }
+        // PrimitiveNodes write their value into every widget they feed before anything is
+        // serialised, so a reference to such a widget sees the primitive's value.
+        for node in g.nodes.iter().filter(|n| node_type(n) == "PrimitiveNode") {
+            let Some(v) = node["widgets_values"].get(0) else {
+                continue;
+            };
+            for lid in node["outputs"][0]["links"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(as_id)
+            {
+                let Some(l) = g.links.get(&lid) else { continue };
+                let (Some(&k), Some(target)) = (index.get(&l.target), g.by_id.get(&l.target))
+                else {
+                    continue;
+                };
+                let Some(w) = target["inputs"][l.tslot]["widget"]["name"].as_str() else {
+                    continue;
+                };
+                if let Some(slot) = out[k].widgets.iter_mut().find(|(n, _)| n == w) {
+                    slot.1 = js_value(v);
+                }
+            }
+        }
+    }
+
+    /// A widget's value as the frontend serialises it: dynamic prompts for `dynamicPrompts`
+    /// text, `%…%` replacements for a save node's `filename_prefix`.
+    fn serialize_widget(&self, class: &str, inp: &InputDef, v: Value) -> Value {
+        let Value::String(s) = &v else { return v };
+        if inp.dynamic_prompts {
+            return Value::String(dynamic_prompt(s, &mut self.chooser.borrow_mut()));
+        }
+        if inp.name == "filename_prefix" && SAVE_NODES.contains(&class) {
+            return Value::String(self.replace_refs(s));
+        }
+        v
+    }
+
+    /// The frontend's `applyTextReplacements`: every `%text%` (no `%` inside) is replaced.
+    /// `%Name.widget%` (exactly one dot) becomes the value of that widget on the first node
+    /// whose "Node name for S&R" is `Name`, else the first titled `Name`, with ``/?<>\:*|"`` and
+    /// control characters turned into `_`; it stays as written when no such node or widget
+    /// exists. Otherwise `%date:FMT…%` (the part before any further dot) is the date; anything
+    /// else (`%width%`, which the server fills in) stays. The result is not scanned again.
+    fn replace_refs(&self, s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        let mut rest = s;
+        while let Some(i) = rest.find('%') {
+            out.push_str(&rest[..i]);
+            let after = &rest[i + 1..];
+            match after.find('%') {
+                Some(0) => {
+                    out.push('%');
+                    rest = after;
+                }
+                Some(j) => {
+                    let text = &after[..j];
+                    match self.replacement(text) {
+                        Some(r) => out.push_str(&r),
+                        None => {
+                            out.push('%');
+                            out.push_str(text);
+                            out.push('%');
+                        }
+                    }
+                    rest = &after[j + 1..];
+                }
+                None => {
+                    out.push_str(&rest[i..]);
+                    rest = "";
+                }
+            }
+        }
+        out.push_str(rest);
+        out
+    }
+
+    /// What `%text%` becomes, `None` to leave it as written.
+    fn replacement(&self, text: &str) -> Option<String> {
+        let parts: Vec<&str> = text.split('.').collect();
+        if parts.len() != 2 {
+            return parts[0]
+                .strip_prefix("date:")
+                .map(|fmt| format_date(fmt, &self.now));
+        }
+        let (name, widget) = (parts[0], parts[1]);
+        let node = self
+            .refs
+            .iter()
+            .find(|r| r.sr.as_deref() == Some(name))
+            .or_else(|| self.refs.iter().find(|r| r.title == name))?;
+        let (_, v) = node.widgets.iter().find(|(n, _)| n == widget)?;
+        Some(
+            js_string(v)
+                .chars()
+                .map(|c| {
+                    if "/?<>\\:*|\"".contains(c) || c.is_ascii_control() {
+                        '_'
+                    } else {
+                        c
+                    }
+                })
+                .collect(),
+        )
+    }
+
     /// Emits every sent node of a graph level (recursing into subgraph instances).
     fn emit_graph(
         &self,
@@ -444,7 +800,15 @@ impl<'a> Conv<'a> {
     }
 
     /// The widget values of a node, by input name, in widget order (only those that are sent).
-    fn widget_values(&self, class: &str, def: &NodeDef, node: &Value) -> Vec<(String, Value)> {
+    /// `serialize`: as sent (dynamic prompts and `filename_prefix` replacements applied), else
+    /// the widgets' own values (what `%Name.widget%` and promoted widgets see).
+    fn widget_values(
+        &self,
+        class: &str,
+        def: &NodeDef,
+        node: &Value,
+        serialize: bool,
+    ) -> Vec<(String, Value)> {
         let slots = slots(class, def);
         let mut values: Vec<Value> = match &node["widgets_values"] {
             Value::Array(a) => a.clone(),
@@ -489,25 +853,21 @@ impl<'a> Conv<'a> {
                 }
                 Slot::Sent(inp) => {
                     let v = match values.get(k) {
-                        Some(v) => {
-                            let mut v = js_value(v);
-                            if inp.dynamic_prompts {
-                                if let Value::String(s) = &v {
-                                    v = Value::String(dynamic_prompt(s));
-                                }
-                            }
-                            Some(v)
-                        }
+                        Some(v) => Some(js_value(v)),
                         // Written as a JS number too (`"default": 8.0` is sent as `8`).
                         None => default_of(inp).map(|d| js_value(&d)),
                     };
                     let Some(mut v) = v else { continue };
+                    // A load-time patch: the widget's own value changes.
                     if inp.name == "sampler_name"
                         && matches!(class, "KSampler" | "KSamplerAdvanced")
                     {
                         if let Some(s) = v.as_str().and_then(|s| s.strip_prefix("sample_")) {
                             v = json!(s);
                         }
+                    }
+                    if serialize {
+                        v = self.serialize_widget(class, inp, v);
                     }
                     out.push((inp.name.clone(), v));
                 }
@@ -526,7 +886,7 @@ impl<'a> Conv<'a> {
         let mut order: Vec<(String, String)> = Vec::new(); // (name, consumer type)
         match def {
             Some(def) => {
-                for (k, v) in self.widget_values(class, def, node) {
+                for (k, v) in self.widget_values(class, def, node, true) {
                     inputs.insert(k, v);
                 }
                 for i in &def.inputs {
@@ -560,6 +920,13 @@ impl<'a> Conv<'a> {
                     inputs.insert(name.clone(), json!([src, slot]));
                 }
                 R::Lit(v) => {
+                    inputs.insert(name.clone(), v);
+                }
+                R::Prim(v) => {
+                    let v = match def.and_then(|d| d.input(name)) {
+                        Some(inp) => self.serialize_widget(class, inp, v),
+                        None => v,
+                    };
                     inputs.insert(name.clone(), v);
                 }
                 R::Keep => {}
@@ -635,10 +1002,18 @@ impl<'a> Conv<'a> {
                 }
             }
             "PrimitiveNode" => {
-                return match node["widgets_values"].get(0) {
-                    Some(v) => R::Lit(js_value(v)),
-                    None => R::Keep,
+                let Some(v) = node["widgets_values"].get(0) else {
+                    return R::Keep;
+                };
+                let mut v = js_value(v);
+                // The frontend runs the replacement on any truthy value and throws on a
+                // number; only text is replaced here.
+                if js_truthy(&node["properties"][REPLACE_PROP]) {
+                    if let Value::String(s) = &v {
+                        v = Value::String(self.replace_refs(s));
+                    }
                 }
+                return R::Prim(v);
             }
             "Note" | "MarkdownNote" => return R::Keep,
             _ => {}
@@ -774,8 +1149,10 @@ impl<'a> Conv<'a> {
                 if let Some(v) = inst["widgets_values"].as_array().and_then(|a| a.get(index)) {
                     return Some(js_value(v));
                 }
+                // The promoted widget's own value: the frontend resolves it without the
+                // inner widget's serialisation (no dynamic prompts, no replacements).
                 return self
-                    .widget_values(class, idef?, inner)
+                    .widget_values(class, idef?, inner, false)
                     .into_iter()
                     .find(|(n, _)| n == name)
                     .map(|(_, v)| v);
@@ -786,15 +1163,115 @@ impl<'a> Conv<'a> {
     }
 }
 
-/// The frontend's dynamic prompt processing: comments removed, `{a|b}` a random choice,
-/// `\{` `\}` `\|` literal.
-pub fn dynamic_prompt(s: &str) -> String {
-    let stripped = strip_comments(s);
-    let chars: Vec<char> = stripped.chars().collect();
-    let mut i = 0;
-    parse_choices(&chars, &mut i, false)
+/// How `{a|b}` choices are made: the first option, or pseudo-random from a seed.
+#[derive(Debug, Clone)]
+pub struct Chooser {
+    state: Option<u64>,
 }
 
+impl Chooser {
+    /// `None`: always the first option; `Some(seed)`: SplitMix64 draws.
+    pub fn new(seed: Option<u64>) -> Chooser {
+        Chooser { state: seed }
+    }
+
+    fn pick(&mut self, n: usize) -> usize {
+        let Some(state) = &mut self.state else {
+            return 0;
+        };
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z % n as u64) as usize
+    }
+}
+
+/// Nesting deeper than this in `{…}` is kept as written instead of recursing further.
+const MAX_CHOICE_DEPTH: usize = 256;
+
+/// The frontend's `processDynamicPrompt`: `/* … */` and `//…` to the end of the line removed,
+/// each `{a|b|…}` replaced by one option (then processed again, so nesting works), `\{ \} \|`
+/// unescaped; other backslashes are kept. An unclosed `{` runs to the end of the text.
+pub fn dynamic_prompt(s: &str, chooser: &mut Chooser) -> String {
+    dynamic_prompt_at(s, chooser, 0)
+}
+
+fn dynamic_prompt_at(s: &str, chooser: &mut Chooser, depth: usize) -> String {
+    let stripped = strip_comments(s);
+    let c: Vec<char> = stripped.chars().collect();
+    let mut i = 0;
+    let mut out = String::with_capacity(stripped.len());
+    while i < c.len() {
+        let ch = c[i];
+        i += 1;
+        match ch {
+            '\\' => {
+                out.push('\\');
+                // (The frontend appends "undefined" for a trailing backslash; not copied.)
+                if let Some(&n) = c.get(i) {
+                    out.push(n);
+                    i += 1;
+                }
+            }
+            '{' if depth < MAX_CHOICE_DEPTH => {
+                let mut options = Vec::new();
+                let mut cur = String::new();
+                let mut nested = 0usize;
+                while i < c.len() {
+                    let ch = c[i];
+                    i += 1;
+                    match ch {
+                        '\\' => {
+                            cur.push('\\');
+                            if let Some(&n) = c.get(i) {
+                                cur.push(n);
+                                i += 1;
+                            }
+                            continue;
+                        }
+                        '{' => nested += 1,
+                        '}' if nested == 0 => break,
+                        '}' => nested -= 1,
+                        '|' if nested == 0 => {
+                            options.push(std::mem::take(&mut cur));
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    cur.push(ch);
+                }
+                options.push(cur);
+                let k = chooser.pick(options.len());
+                out.push_str(&dynamic_prompt_at(&options[k], chooser, depth + 1));
+            }
+            ch => out.push(ch),
+        }
+    }
+    unescape_choices(&out)
+}
+
+/// `\{`, `\}`, `\|` become the bare character.
+fn unescape_choices(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut it = s.chars().peekable();
+    while let Some(ch) = it.next() {
+        if ch == '\\' {
+            if let Some(&n) = it.peek() {
+                if matches!(n, '{' | '}' | '|') {
+                    out.push(n);
+                    it.next();
+                    continue;
+                }
+            }
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The frontend's `/\/\*[\s\S]*?\*\/|\/\/.*/g` removed.
 fn strip_comments(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -826,39 +1303,133 @@ fn strip_comments(s: &str) -> String {
     }
 }
 
-fn parse_choices(c: &[char], i: &mut usize, nested: bool) -> String {
-    use rand::Rng;
-    let mut choices = Vec::new();
-    let mut cur = String::new();
-    while *i < c.len() {
-        match c[*i] {
-            '\\' => {
-                *i += 1;
-                if let Some(&ch) = c.get(*i) {
-                    cur.push(ch);
-                }
+/// The frontend's `formatDate`: `yyyy`, `yy`, `MM`/`M`, `dd`/`d`, `hh`/`h` (24-hour), `mm`/`m`,
+/// `ss`/`s` are replaced (two letters: zero-padded); everything else (`yyy`, a lone `y`) stays.
+fn format_date(fmt: &str, t: &WallClock) -> String {
+    let c: Vec<char> = fmt.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i < c.len() {
+        let ch = c[i];
+        let run = |max: usize| {
+            let mut n = 1;
+            while n < max && c.get(i + n) == Some(&ch) {
+                n += 1;
             }
-            '{' => {
-                *i += 1;
-                let inner = parse_choices(c, i, true);
-                cur.push_str(&inner);
+            n
+        };
+        let field = match ch {
+            'd' => Some(t.day as i64),
+            'M' => Some(t.month as i64),
+            'h' => Some(t.hour as i64),
+            'm' => Some(t.minute as i64),
+            's' => Some(t.second as i64),
+            _ => None,
+        };
+        if let Some(v) = field {
+            let n = run(2);
+            out.push_str(&format!("{v:0n$}"));
+            i += n;
+        } else if ch == 'y' && c.get(i + 1) == Some(&'y') {
+            let n = run(4);
+            let year = t.year.to_string();
+            match n {
+                2 => out.push_str(year.get(2..).unwrap_or_default()),
+                4 => out.push_str(&year),
+                _ => out.push_str("yyy"),
             }
-            '|' if nested => choices.push(std::mem::take(&mut cur)),
-            '}' if nested => {
-                choices.push(cur);
-                let k = rand::thread_rng().gen_range(0..choices.len());
-                return choices.swap_remove(k);
-            }
-            ch => cur.push(ch),
+            i += n;
+        } else {
+            out.push(ch);
+            i += 1;
         }
-        *i += 1;
     }
-    if nested {
-        // Unclosed brace: keep the text as written.
-        choices.push(cur);
-        return format!("{{{}", choices.join("|"));
+    out
+}
+
+/// `(value ?? '') + ''` in JS. Integers keep all their digits (JS would round those beyond
+/// 2^53; comfyctl does not, as everywhere else).
+fn js_string(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Bool(b) => b.to_string(),
+        Value::String(s) => s.clone(),
+        Value::Number(n) => js_number(n),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                if x.is_null() {
+                    String::new()
+                } else {
+                    js_string(x)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Object(o) => match o.get("__value__") {
+            Some(inner) => js_string(inner),
+            None => "[object Object]".to_string(),
+        },
     }
-    cur
+}
+
+/// A JSON number as JS's `Number.prototype.toString` writes it (`7.50` → `7.5`, `1e-7`,
+/// `1e+21`), except that an integer literal keeps its digits.
+fn js_number(n: &serde_json::Number) -> String {
+    let text = n.to_string();
+    let digits = text.strip_prefix('-').unwrap_or(&text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return if digits.bytes().all(|b| b == b'0') {
+            "0".into()
+        } else {
+            text
+        };
+    }
+    let Some(f) = n.as_f64() else { return text };
+    js_f64(f)
+}
+
+fn js_f64(f: f64) -> String {
+    if f == 0.0 {
+        return "0".into();
+    }
+    if !f.is_finite() {
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        };
+    }
+    // Shortest round-trip digits and the decimal exponent, then JS's layout rules.
+    let sci = format!("{:e}", f.abs());
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    let k = digits.len() as i32;
+    let n = exp + 1;
+    let body = if k <= n && n <= 21 {
+        format!("{digits}{}", "0".repeat((n - k) as usize))
+    } else if 0 < n && n <= 21 {
+        format!("{}.{}", &digits[..n as usize], &digits[n as usize..])
+    } else if -6 < n && n <= 0 {
+        format!("0.{}{digits}", "0".repeat((-n) as usize))
+    } else {
+        let e = n - 1;
+        let sign = if e < 0 { '-' } else { '+' };
+        let m = if k == 1 {
+            digits.clone()
+        } else {
+            format!("{}.{}", &digits[..1], &digits[1..])
+        };
+        format!("{m}e{sign}{}", e.abs())
+    };
+    if f < 0.0 {
+        format!("-{body}")
+    } else {
+        body
+    }
 }
 
 #[cfg(test)]
@@ -869,16 +1440,106 @@ mod tests {
     fn dynamic_prompts_like_the_frontend() {
         // The frontend's own example (ui-conversion.md, syn01).
         let s = "a photo of a {cat}, // note\nsee https://example.com/a.png\n/* block */ \\{literal braces\\} and {nested {inner}} end";
+        let first = &mut Chooser::new(None);
         assert_eq!(
-            dynamic_prompt(s),
+            dynamic_prompt(s, first),
             "a photo of a cat, \nsee https:\n {literal braces} and nested inner end"
         );
-        for _ in 0..20 {
-            let v = dynamic_prompt("{red|blue}");
-            assert!(v == "red" || v == "blue", "{v}");
+        // Without a seed: always the first option, nested too.
+        assert_eq!(dynamic_prompt("{red|blue} {a|{b|c}}", first), "red a");
+        assert_eq!(dynamic_prompt("{{b|c}|a}", first), "b");
+        // With a seed: every option comes up, and the same seed repeats the same choices.
+        let mut seen = HashSet::new();
+        for seed in 0..64 {
+            let v = dynamic_prompt("{red|blue} {a|{b|c}}", &mut Chooser::new(Some(seed)));
+            let again = dynamic_prompt("{red|blue} {a|{b|c}}", &mut Chooser::new(Some(seed)));
+            assert_eq!(v, again);
+            seen.insert(v);
         }
-        assert_eq!(dynamic_prompt("a | b"), "a | b");
-        assert_eq!(dynamic_prompt("open {x"), "open {x");
+        let all: HashSet<String> = ["red a", "red b", "red c", "blue a", "blue b", "blue c"]
+            .map(String::from)
+            .into();
+        assert_eq!(seen, all);
+        assert_eq!(dynamic_prompt("a | b", first), "a | b");
+        // As the frontend: an unclosed brace runs to the end; other escapes keep the backslash.
+        assert_eq!(dynamic_prompt("open {x", first), "open x");
+        assert_eq!(dynamic_prompt("a\\b \\| c}", first), "a\\b | c}");
+        assert_eq!(dynamic_prompt("end\\", first), "end\\");
+        // Deep nesting neither overflows the stack nor loses the text.
+        let deep = "{".repeat(10_000) + "x";
+        assert!(dynamic_prompt(&deep, first).ends_with('x'));
+    }
+
+    #[test]
+    fn js_number_strings() {
+        let n = |t: &str| js_string(&serde_json::from_str(t).unwrap());
+        assert_eq!(n("7.50"), "7.5");
+        assert_eq!(n("1.0"), "1");
+        assert_eq!(n("-0.0"), "0");
+        assert_eq!(n("0.000001"), "0.000001");
+        assert_eq!(n("0.0000001"), "1e-7");
+        assert_eq!(n("1.5e21"), "1.5e+21");
+        assert_eq!(n("123456789012345678901.0"), "123456789012345680000");
+        assert_eq!(n("-2.5e-8"), "-2.5e-8");
+        // Deliberate: integer literals keep every digit (JS: 9007199254740992).
+        assert_eq!(n("9007199254740993"), "9007199254740993");
+        assert_eq!(n("true"), "true");
+        assert_eq!(n("null"), "");
+        assert_eq!(n("[1, null, \"a\"]"), "1,,a");
+    }
+
+    #[test]
+    fn dates_like_the_frontend() {
+        let t = WallClock::from_unix(1_772_600_767);
+        assert_eq!(WallClock::parse("2026-03-04T05:06:07Z"), Some(t));
+        assert_eq!(WallClock::parse("2026-03-04 05:06:07"), Some(t));
+        assert_eq!(WallClock::parse("2026-13-04T05:06:07"), None);
+        assert_eq!(WallClock::parse("2026-03-04"), None);
+        assert_eq!(format_date("yyyy-MM-dd hh:mm:ss", &t), "2026-03-04 05:06:07");
+        assert_eq!(format_date("yy M d h m s y yyy ddd", &t), "26 3 4 5 6 7 y yyy 044");
+        // Leap day and dates before 1970.
+        let leap = WallClock::from_unix(951_782_400); // 2000-02-29T00:00:00Z
+        assert_eq!((leap.year, leap.month, leap.day), (2000, 2, 29));
+        let old = WallClock::from_unix(-1);
+        assert_eq!(
+            (old.year, old.month, old.day, old.hour, old.minute, old.second),
+            (1969, 12, 31, 23, 59, 59)
+        );
+    }
+
+    #[test]
+    fn references_keep_big_integers_and_skip_non_text_primitives() {
+        let s = Schema::parse(
+            r#"{
+            "KSampler": {"input": {"required": {"seed": ["INT", {"default": 0}]}},
+              "input_order": {"required": ["seed"]}, "output": ["LATENT"], "display_name": "KSampler"},
+            "SaveImage": {"input": {"required": {"images": ["IMAGE"], "filename_prefix": ["STRING", {"default": "ComfyUI"}]}},
+              "input_order": {"required": ["images", "filename_prefix"]}, "output": [], "display_name": "Save Image"}
+          }"#,
+            "t",
+        )
+        .unwrap();
+        let w = ui(
+            json!([
+                {"id": 1, "type": "KSampler", "inputs": [
+                    {"name": "seed", "type": "INT", "widget": {"name": "seed"}, "link": 1}],
+                 "widgets_values": [9007199254740993_u64, "fixed"]},
+                {"id": 2, "type": "SaveImage", "inputs": [], "widgets_values": ["s%KSampler.seed%_%%_50%_%"]},
+                {"id": 3, "type": "PrimitiveNode", "inputs": [],
+                 "outputs": [{"name": "INT", "type": "INT", "widget": {"name": "seed"}, "links": [1]}],
+                 "properties": {"Run widget replace on values": true},
+                 "widgets_values": [9007199254740995_u64, "fixed"]}
+            ]),
+            json!([[1, 3, 0, 1, 0, "INT"]]),
+        );
+        let m = convert(&w, &s, "t").unwrap();
+        // The primitive's number is written as is (the frontend would throw on it), and the
+        // reference sees the primitive's value with all its digits.
+        assert_eq!(m["1"]["inputs"]["seed"].to_string(), "9007199254740995");
+        assert_eq!(
+            m["2"]["inputs"]["filename_prefix"],
+            "s9007199254740995_%%_50%_%"
+        );
     }
 
     #[test]
