@@ -188,9 +188,16 @@ pub fn convert_with_options(
         Some(n) => n,
         None => WallClock::now()?,
     };
+    let groups = ui["extra"]["groupNodes"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, g)| (name.as_str(), GroupDef::new(g, schema)))
+        .collect();
     let mut conv = Conv {
         schema,
         defs,
+        groups,
         notes: Default::default(),
         refs: Vec::new(),
         chooser: RefCell::new(Chooser::new(opts.seed)),
@@ -367,6 +374,288 @@ impl<'a> SubgraphDef<'a> {
     }
 }
 
+/// A legacy group node definition (`extra.groupNodes[NAME]`, used as node type
+/// `workflow>NAME`), laid out as the frontend's `GroupNodeConfig` does: its `nodes` are copies
+/// of the grouped nodes (their index is their ID in the export, `<instance>:<index>`), `links`
+/// are `[origin index, origin slot, target index, target slot, original origin ID, type]` (origin
+/// index null: from outside the group) and `external` lists `[index, slot, type]` outputs that
+/// were linked outside.
+struct GroupDef<'a> {
+    nodes: Vec<&'a Value>,
+    /// Inner links by (target index, target slot): (origin index, origin slot).
+    links_to: HashMap<(usize, usize), (usize, usize)>,
+    /// The group node's widgets in `widgets_values` order; `None` takes a slot but feeds no
+    /// inner widget (the control_after_generate after a seed, an upload button).
+    widgets: Vec<Option<GroupWidget>>,
+    /// The group node's inputs: (its name, inner index, inner input name).
+    inputs: Vec<(String, usize, String)>,
+    /// The group node's outputs: (inner index, inner output slot).
+    outputs: Vec<(usize, usize)>,
+}
+
+struct GroupWidget {
+    node: usize,
+    input: String,
+    default: Option<Value>,
+}
+
+impl<'a> GroupDef<'a> {
+    fn new(v: &'a Value, schema: &Schema) -> GroupDef<'a> {
+        let nodes: Vec<&Value> = v["nodes"].as_array().into_iter().flatten().collect();
+        let mut links_to = HashMap::new();
+        // (origin index, origin slot) -> link types, for PrimitiveNode/Reroute types
+        let mut links_from: HashMap<(usize, usize), Vec<(usize, usize, String)>> = HashMap::new();
+        for l in v["links"].as_array().into_iter().flatten() {
+            let idx = |k: usize| l.get(k).and_then(Value::as_u64).map(|x| x as usize);
+            let (Some(o), Some(os), Some(t), Some(ts)) = (idx(0), idx(1), idx(2), idx(3)) else {
+                continue; // from outside the group, or malformed
+            };
+            if o >= nodes.len() || t >= nodes.len() {
+                continue;
+            }
+            links_to.insert((t, ts), (o, os));
+            links_from.entry((o, os)).or_default().push((
+                t,
+                ts,
+                type_str(l.get(5).unwrap_or(&Value::Null)),
+            ));
+        }
+        let external: HashSet<(usize, usize)> = v["external"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| Some((e.get(0)?.as_u64()? as usize, e.get(1)?.as_u64()? as usize)))
+            .collect();
+        let config = &v["config"];
+        let saved_slot = |n: &Value, name: &str| {
+            n["inputs"]
+                .as_array()
+                .and_then(|a| a.iter().position(|i| i["name"].as_str() == Some(name)))
+        };
+        let mut g = GroupDef {
+            nodes,
+            links_to,
+            widgets: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        };
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        // Widget inputs already shown as sockets ("converted"), added after all nodes.
+        let mut converted: Vec<(usize, &InputDef)> = Vec::new();
+        // A primitive's value: (its index, its input, the target input's definition).
+        let mut prim_target: HashMap<usize, &InputDef> = HashMap::new();
+        for (i, n) in g.nodes.iter().enumerate() {
+            let ty = node_type(n);
+            let Some(def) = schema.get(renamed(ty)) else {
+                continue;
+            };
+            for inp in &def.inputs {
+                let Some(slot) = saved_slot(n, &inp.name) else {
+                    continue;
+                };
+                if inp.is_widget()
+                    && n["inputs"][slot]["widget"]["name"].as_str() == Some(&inp.name)
+                {
+                    if let Some(&(o, _)) = g.links_to.get(&(i, slot)) {
+                        if node_type(g.nodes[o]) == "PrimitiveNode" {
+                            prim_target.entry(o).or_insert(inp);
+                        }
+                    }
+                }
+            }
+        }
+        let nodes = g.nodes.clone();
+        for (i, n) in nodes.iter().enumerate() {
+            let ty = node_type(n);
+            let custom = |input: &str| &config[i.to_string()]["input"][input];
+            if ty == "PrimitiveNode" {
+                // Shown only when it feeds something: one "value" widget (plus the control
+                // widgets of a number or combo) standing for the widget it feeds.
+                let Some(target) = prim_target.get(&i) else {
+                    continue;
+                };
+                g.input_name(n, "value", &mut seen, custom("value"));
+                g.widgets.push(Some(GroupWidget {
+                    node: i,
+                    input: "value".into(),
+                    default: default_of(target),
+                }));
+                match target.kind.as_str() {
+                    "INT" | "FLOAT" => g.widgets.push(None),
+                    "COMBO" => g.widgets.extend([None, None]),
+                    _ => {}
+                }
+                continue;
+            }
+            if ty == "Reroute" {
+                let internal_in = g.links_to.contains_key(&(i, 0));
+                let internal_out = links_from.contains_key(&(i, 0));
+                if internal_in && internal_out && !external.contains(&(i, 0)) {
+                    continue; // used inside the group only
+                }
+                if !internal_in {
+                    let name = g.input_name(n, "*", &mut seen, custom("*"));
+                    g.inputs.push((name, i, String::new()));
+                }
+                if !internal_out || external.contains(&(i, 0)) {
+                    g.outputs.push((i, 0));
+                }
+                continue;
+            }
+            let Some(def) = schema.get(renamed(ty)) else {
+                continue;
+            };
+            for inp in &def.inputs {
+                let slot = saved_slot(n, &inp.name);
+                if inp.is_widget() {
+                    let is_converted = slot.is_some_and(|s| {
+                        n["inputs"][s]["widget"]["name"].as_str() == Some(&inp.name)
+                    });
+                    if is_converted {
+                        converted.push((i, inp));
+                        continue;
+                    }
+                    g.input_name(n, &inp.name, &mut seen, custom(&inp.name));
+                    g.push_widget(i, inp);
+                } else {
+                    if slot.is_some_and(|s| g.links_to.contains_key(&(i, s))) {
+                        continue;
+                    }
+                    let name = g.input_name(n, &inp.name, &mut seen, custom(&inp.name));
+                    if custom(&inp.name)["visible"] == json!(false) {
+                        continue;
+                    }
+                    g.inputs.push((name, i, inp.name.clone()));
+                }
+            }
+            for (o, _) in def.outputs.iter().enumerate() {
+                let linked_inside = links_from.contains_key(&(i, o)) && !external.contains(&(i, o));
+                let visible = config[i.to_string()]["output"][o.to_string()]["visible"]
+                    .as_bool()
+                    .unwrap_or(!linked_inside);
+                if visible {
+                    g.outputs.push((i, o));
+                }
+            }
+        }
+        // Converted widgets come last: an inner link feeds them (a primitive's value), else
+        // they are both a widget and an input of the group node.
+        for (i, inp) in converted {
+            let n = g.nodes[i];
+            let linked = saved_slot(n, &inp.name).is_some_and(|s| g.links_to.contains_key(&(i, s)));
+            if linked {
+                continue;
+            }
+            let name = g.input_name(
+                n,
+                &inp.name,
+                &mut seen,
+                &config[i.to_string()]["input"][&inp.name],
+            );
+            g.push_widget(i, inp);
+            g.inputs.push((name, i, inp.name.clone()));
+        }
+        g
+    }
+
+    fn push_widget(&mut self, i: usize, inp: &InputDef) {
+        self.widgets.push(Some(GroupWidget {
+            node: i,
+            input: inp.name.clone(),
+            default: default_of(inp),
+        }));
+        // The group node's own widgets: a seed gets its control widget by name (whatever its
+        // control_after_generate says), a combo with one its control and filter.
+        if inp.kind == "INT"
+            && (inp.name == "seed"
+                || inp.name == "noise_seed"
+                || inp.control_after_generate == Some(true))
+        {
+            self.widgets.push(None);
+        } else if inp.kind == "COMBO" && inp.control_after_generate == Some(true) {
+            self.widgets.extend([None, None]);
+        }
+        if inp.upload {
+            self.widgets.push(None);
+        }
+    }
+
+    /// The name the group node gives an inner input (`getInputConfig`): its configured name or
+    /// label, prefixed with the inner node's title (or type) when the name is taken or the
+    /// inner node is a titled PrimitiveNode, then with a counter when that is taken too.
+    fn input_name(
+        &self,
+        n: &Value,
+        input: &str,
+        seen: &mut HashMap<String, usize>,
+        custom: &Value,
+    ) -> String {
+        let label = n["inputs"]
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["name"].as_str() == Some(input)))
+            .and_then(|i| i["label"].as_str());
+        let mut name = custom["name"]
+            .as_str()
+            .or(label)
+            .unwrap_or(input)
+            .to_string();
+        let mut key = name.clone();
+        let titled_primitive = node_type(n) == "PrimitiveNode" && js_truthy(&n["title"]);
+        if titled_primitive || seen.contains_key(&name) {
+            let prefix = format!("{} ", n["title"].as_str().unwrap_or(node_type(n)));
+            name = format!("{prefix}{input}");
+            key = name.clone();
+            if let Some(c) = seen.get(&name) {
+                name = format!("{prefix}{c} {input}");
+            }
+        }
+        let c = seen.get(&key).copied().unwrap_or(1) + 1;
+        seen.insert(key, c);
+        name
+    }
+}
+
+/// One group node instance while its inner nodes are sent.
+#[derive(Clone)]
+struct GroupCtx<'g, 'a> {
+    def: &'g GroupDef<'a>,
+    inst: &'a Value,
+    /// The instance's ID (with any subgraph path): the inner nodes are `<label>:<index>`.
+    label: String,
+    /// The inner node being sent.
+    index: usize,
+    /// The group node's widget values by (inner index, inner input): saved, else defaults.
+    values: std::rc::Rc<HashMap<(usize, String), Value>>,
+}
+
+impl<'g, 'a> GroupCtx<'g, 'a> {
+    fn new(def: &'g GroupDef<'a>, inst: &'a Value, label: String, index: usize) -> Self {
+        let saved = inst["widgets_values"].as_array();
+        let mut values = HashMap::new();
+        for (k, w) in def.widgets.iter().enumerate() {
+            let Some(w) = w else { continue };
+            let v = match saved.and_then(|a| a.get(k)) {
+                Some(v) => Some(js_value(v)),
+                None => w.default.as_ref().map(js_value),
+            };
+            if let Some(v) = v {
+                values.insert((w.node, w.input.clone()), v);
+            }
+        }
+        GroupCtx {
+            def,
+            inst,
+            label,
+            index,
+            values: std::rc::Rc::new(values),
+        }
+    }
+
+    fn value(&self, node: usize, input: &str) -> Option<Value> {
+        self.values.get(&(node, input.to_string())).cloned()
+    }
+}
+
 fn type_str(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
@@ -401,6 +690,8 @@ enum R {
 struct Conv<'a> {
     schema: &'a Schema,
     defs: HashMap<&'a str, SubgraphDef<'a>>,
+    /// Legacy group node definitions by name (`extra.groupNodes`).
+    groups: HashMap<&'a str, GroupDef<'a>>,
     notes: RefCell<Vec<String>>,
     /// Every node `%Name.widget%` can refer to, in the frontend's search order.
     refs: Vec<RefNode>,
@@ -585,6 +876,14 @@ fn js_value(v: &Value) -> Value {
 }
 
 impl<'a> Conv<'a> {
+    /// The group definition a node type names: `workflow>NAME`, or the older `workflow/NAME`.
+    fn group_of(&self, ty: &str) -> Option<&GroupDef<'a>> {
+        let name = ty
+            .strip_prefix("workflow>")
+            .or_else(|| ty.strip_prefix("workflow/"))?;
+        self.groups.get(name)
+    }
+
     fn note(&self, s: String) {
         let mut n = self.notes.borrow_mut();
         if !n.contains(&s) {
@@ -779,6 +1078,25 @@ impl<'a> Conv<'a> {
             if VIRTUAL.contains(&ty) {
                 continue;
             }
+            if let Some(gd) = self.group_of(ty) {
+                // A legacy group node: its inner nodes are sent as "<id>:<index>" (their own
+                // modes apply; the instance is never sent itself).
+                let label = format!("{}{id}", f.prefix);
+                let ctx = GroupCtx::new(gd, node, label.clone(), 0);
+                for (i, inner) in gd.nodes.iter().enumerate() {
+                    let ity = node_type(inner);
+                    if VIRTUAL.contains(&ity) || matches!(node_mode(inner), 2 | 4) {
+                        continue;
+                    }
+                    let c = GroupCtx {
+                        index: i,
+                        ..ctx.clone()
+                    };
+                    let v = self.emit_node_in(f, inner, &format!("{label}:{i}"), Some(&c));
+                    out.push((format!("{label}:{i}"), v));
+                }
+                continue;
+            }
             if let Some(def) = self.defs.get(ty) {
                 // An instance's own mode does not stop its inner nodes (observed: muted and
                 // bypassed instances still send them).
@@ -880,22 +1198,49 @@ impl<'a> Conv<'a> {
     }
 
     fn emit_node(&self, f: &Frame<'_, 'a>, node: &'a Value, id: i64) -> Value {
+        self.emit_node_in(f, node, &format!("{}{id}", f.prefix), None)
+    }
+
+    /// Builds one sent node. `group`: the node is inner node `index` of a group node instance,
+    /// whose widgets override the inner widgets and whose links replace the inner ones.
+    fn emit_node_in(
+        &self,
+        f: &Frame<'_, 'a>,
+        node: &'a Value,
+        label: &str,
+        group: Option<&GroupCtx<'_, 'a>>,
+    ) -> Value {
         let class = renamed(node_type(node));
         let def = self.schema.get(class);
         let mut inputs = Map::new();
         let mut order: Vec<(String, String)> = Vec::new(); // (name, consumer type)
         match def {
             Some(def) => {
-                for (k, v) in self.widget_values(class, def, node, true) {
-                    inputs.insert(k, v);
+                match group {
+                    None => {
+                        for (k, v) in self.widget_values(class, def, node, true) {
+                            inputs.insert(k, v);
+                        }
+                    }
+                    Some(g) => {
+                        // The group node's widget values are copied into the inner widgets
+                        // (`updateInnerWidgets`), which then serialise as usual.
+                        for (k, v) in self.widget_values(class, def, node, false) {
+                            let v = g.value(g.index, &k).unwrap_or(v);
+                            let v = match def.input(&k) {
+                                Some(inp) => self.serialize_widget(class, inp, v),
+                                None => v,
+                            };
+                            inputs.insert(k, v);
+                        }
+                    }
                 }
                 for i in &def.inputs {
                     order.push((i.name.clone(), i.kind.clone()));
                 }
             }
             None => self.note(format!(
-                "node {}{id}: class '{class}' is not on the server, so its widget values cannot be named (only its links are converted)",
-                f.prefix
+                "node {label}: class '{class}' is not on the server, so its widget values cannot be named (only its links are converted)"
             )),
         }
         for si in node["inputs"].as_array().into_iter().flatten() {
@@ -912,10 +1257,14 @@ impl<'a> Conv<'a> {
             order.push((name.to_string(), type_str(&si["type"])));
         }
         for (name, want) in &order {
-            let Some(lid) = saved_link(node, name) else {
-                continue;
+            let r = match group {
+                None => match saved_link(node, name) {
+                    Some(lid) => self.resolve_link(f, lid, want, 0),
+                    None => continue,
+                },
+                Some(g) => self.resolve_group_input(f, g, node, name, want),
             };
-            match self.resolve_link(f, lid, want, 0) {
+            match r {
                 R::Link(src, slot) => {
                     inputs.insert(name.clone(), json!([src, slot]));
                 }
@@ -942,6 +1291,70 @@ impl<'a> Conv<'a> {
             .or_else(|| locale_display_name(class).map(String::from))
             .unwrap_or_else(|| class.to_string());
         json!({"inputs": inputs, "class_type": class, "_meta": {"title": title}})
+    }
+
+    /// Where input `name` of a group's inner node comes from: another inner node (by the
+    /// definition's links; a PrimitiveNode gives its value, a Reroute is followed), or the group
+    /// node's own input of that inner input, followed in the graph around the group node.
+    fn resolve_group_input(
+        &self,
+        f: &Frame<'_, 'a>,
+        g: &GroupCtx<'_, 'a>,
+        node: &Value,
+        name: &str,
+        want: &str,
+    ) -> R {
+        let def = g.def;
+        let Some(slot) = node["inputs"]
+            .as_array()
+            .and_then(|a| a.iter().position(|i| i["name"].as_str() == Some(name)))
+        else {
+            return R::Keep;
+        };
+        let (mut at, mut at_slot) = (g.index, slot);
+        for _ in 0..=def.nodes.len() {
+            if let Some(&(oi, os)) = def.links_to.get(&(at, at_slot)) {
+                let origin = def.nodes[oi];
+                match node_type(origin) {
+                    "PrimitiveNode" => {
+                        let v = g
+                            .value(oi, "value")
+                            .or_else(|| origin["widgets_values"].get(0).map(js_value));
+                        return v.map_or(R::Keep, R::Prim);
+                    }
+                    "Reroute" => {
+                        (at, at_slot) = (oi, 0);
+                        continue;
+                    }
+                    _ => return R::Link(format!("{}:{oi}", g.label), os as u64),
+                }
+            }
+            // Not linked inside: the group node's input for it, if it has one.
+            let inner_name = if at == g.index {
+                name.to_string()
+            } else {
+                def.nodes[at]["inputs"][at_slot]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let Some((outer, _, _)) = def
+                .inputs
+                .iter()
+                .find(|(_, i, n)| *i == at && *n == inner_name)
+            else {
+                return R::Keep;
+            };
+            return match saved_link(g.inst, outer) {
+                Some(lid) => self.resolve_link(f, lid, want, 1),
+                None => R::Keep,
+            };
+        }
+        self.note(format!(
+            "a Reroute loop inside group node {} was cut",
+            g.label
+        ));
+        R::Keep
     }
 
     fn resolve_link(&self, f: &Frame<'_, 'a>, lid: i64, want: &str, depth: usize) -> R {
@@ -1019,6 +1432,38 @@ impl<'a> Conv<'a> {
             _ => {}
         }
         let mode = node_mode(node);
+        if let Some(gd) = self.group_of(ty) {
+            if mode == 4 {
+                let ins: Vec<(String, String)> = node["inputs"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|i| {
+                        (
+                            i["name"].as_str().unwrap_or_default().to_string(),
+                            type_str(&i["type"]),
+                        )
+                    })
+                    .collect();
+                let out_ty = type_str(&node["outputs"][oslot]["type"]);
+                return self.bypass(f, node, &ins, oslot, &out_ty, want, depth);
+            }
+            // Output `oslot` is the inner output it was made from (`updateLink`), through
+            // inner Reroutes.
+            let Some(&(mut oi, mut os)) = gd.outputs.get(oslot) else {
+                return R::Keep;
+            };
+            for _ in 0..=gd.nodes.len() {
+                if node_type(gd.nodes[oi]) != "Reroute" {
+                    return R::Link(format!("{}{oid}:{oi}", f.prefix), os as u64);
+                }
+                match gd.links_to.get(&(oi, 0)) {
+                    Some(&(a, b)) => (oi, os) = (a, b),
+                    None => return R::Keep,
+                }
+            }
+            return R::Keep;
+        }
         if let Some(def) = self.defs.get(ty) {
             if mode == 4 {
                 let ins: Vec<(String, String)> = def
@@ -1495,8 +1940,14 @@ mod tests {
         assert_eq!(WallClock::parse("2026-03-04 05:06:07"), Some(t));
         assert_eq!(WallClock::parse("2026-13-04T05:06:07"), None);
         assert_eq!(WallClock::parse("2026-03-04"), None);
-        assert_eq!(format_date("yyyy-MM-dd hh:mm:ss", &t), "2026-03-04 05:06:07");
-        assert_eq!(format_date("yy M d h m s y yyy ddd", &t), "26 3 4 5 6 7 y yyy 044");
+        assert_eq!(
+            format_date("yyyy-MM-dd hh:mm:ss", &t),
+            "2026-03-04 05:06:07"
+        );
+        assert_eq!(
+            format_date("yy M d h m s y yyy ddd", &t),
+            "26 3 4 5 6 7 y yyy 044"
+        );
         // Leap day and dates before 1970.
         let leap = WallClock::from_unix(951_782_400); // 2000-02-29T00:00:00Z
         assert_eq!((leap.year, leap.month, leap.day), (2000, 2, 29));
@@ -1763,6 +2214,36 @@ mod tests {
         assert_eq!(m["3"]["inputs"]["model"], json!(["10:1", 1]));
         let keys: Vec<&String> = m.keys().collect();
         assert_eq!(keys, ["3", "5", "10:1"]);
+    }
+
+    #[test]
+    fn group_nodes_with_bad_definitions_do_not_panic() {
+        let mut w = ui(
+            json!([
+                {"id": 1, "type": "workflow>G", "inputs": [{"name": "model", "type": "MODEL", "link": 1}],
+                 "outputs": [{"name": "LATENT", "type": "LATENT", "links": [2]}], "widgets_values": "x"},
+                {"id": 2, "type": "workflow>Missing", "inputs": []},
+                {"id": 3, "type": "KSampler", "inputs": [{"name": "model", "type": "MODEL", "link": 2}],
+                 "widgets_values": [1, "fixed", 2, "euler"]},
+                {"id": 4, "type": "workflow>Loop", "inputs": [],
+                 "outputs": [{"name": "x", "type": "*", "links": [3]}]},
+                {"id": 5, "type": "KSampler", "inputs": [{"name": "model", "type": "MODEL", "link": 3}],
+                 "widgets_values": [1, "fixed", 2, "euler"]}
+            ]),
+            json!([[1, 9, 0, 1, 0, "MODEL"], [2, 1, 0, 3, 0, "LATENT"], [3, 4, 0, 5, 0, "*"]]),
+        );
+        w["extra"] = json!({"groupNodes": {
+            "G": {"nodes": [{"type": "KSampler", "inputs": [{"name": "model", "link": 7}]}, 5, null],
+                  "links": [[0, 0, 99, 0], [null, 0, 0, 0], "x", [7, 0, 0, 0], [0, 0, 0, 0]],
+                  "external": "nope", "config": {"0": {"input": 3}}},
+            "Loop": {"nodes": [{"type": "Reroute", "inputs": [{"name": "", "link": 1}]},
+                               {"type": "Reroute", "inputs": [{"name": "", "link": 2}]}],
+                     "links": [[0, 0, 1, 0], [1, 0, 0, 0]], "external": [[0, 0, "*"]]},
+            "Missing": 7
+        }});
+        let (m, _) = convert_with_notes(&w, &schema(), "t").unwrap();
+        assert!(m.contains_key("1:0"));
+        assert!(m["5"]["inputs"].get("model").is_none());
     }
 
     #[test]

@@ -189,3 +189,25 @@ fn dynamic_prompts_fed_by_a_primitive_node() {
     }
     assert!(seen.len() >= 6, "seeds gave only {seen:?}");
 }
+
+#[test]
+fn legacy_group_nodes_expand_into_their_inner_nodes() {
+    // Two instances of one group: "workflow>Sampler" with its own widget values, and the older
+    // "workflow/Sampler" spelling without any (the group's widgets then have their defaults,
+    // which replace the inner nodes' saved values). Inner nodes are "<instance>:<index>",
+    // inner links point at them, outer links go through the group's inputs and outputs.
+    check("fe11_group_node");
+    let out = convert("fe11_group_node", &[], &[]);
+    assert_eq!(out["10:1"]["inputs"]["negative"], serde_json::json!(["10:2", 0]));
+    assert_eq!(out["6"]["inputs"]["samples"], serde_json::json!(["10:1", 0]));
+    assert!(out.get("10").is_none());
+}
+
+#[test]
+fn group_node_with_a_primitive_name_clashes_and_bypass() {
+    // A titled PrimitiveNode inside the group ("Steps value" + its control widget) feeds the
+    // inner KSampler's steps; a second CLIPTextEncode's widget is "N text"; the bypassed
+    // second instance routes its LATENT output to its latent_image input but still sends its
+    // inner nodes.
+    check("fe12_group_node_primitive");
+}
