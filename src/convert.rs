@@ -766,6 +766,9 @@ enum Slot<'d> {
     Hidden,
     /// Frontend-only input that takes a slot and is sent as `""` (SaveGLB/Preview3D `image`).
     Extra(&'static str),
+    /// A DOM widget whose serialised value is `""` whatever was saved (RecordAudio's
+    /// `AUDIO_RECORD` recorder: `""` when nothing was recorded in this browser session).
+    Blank(&'d InputDef),
     /// A remote combo's "refresh" button: takes a slot and is sent with the saved value
     /// (its own value, `"refresh"`, when none is saved).
     Refresh,
@@ -797,6 +800,11 @@ fn slots<'d>(class: &str, def: &'d NodeDef) -> Vec<Slot<'d>> {
         if !inp.required && upload && !upload_done {
             out.push(Slot::Hidden);
             upload_done = true;
+        }
+        if inp.kind == "AUDIO_RECORD" {
+            // The recorder (sent) and its record button (not sent), each with a slot.
+            out.extend([Slot::Blank(inp), Slot::Hidden]);
+            continue;
         }
         if !inp.is_widget() {
             continue;
@@ -1165,6 +1173,7 @@ impl<'a> Conv<'a> {
             match slot {
                 Slot::Hidden => {}
                 Slot::Extra(name) => out.push((name.to_string(), json!(""))),
+                Slot::Blank(inp) => out.push((inp.name.clone(), json!(""))),
                 Slot::Refresh => {
                     let v = values.get(k).map_or_else(|| json!("refresh"), js_value);
                     out.push(("refresh".to_string(), v));
@@ -2158,6 +2167,26 @@ mod tests {
         );
         assert_eq!(m["4"]["_meta"]["title"], "Image Blur");
         assert_eq!(m["4"]["inputs"], json!({"blur_radius": 2}));
+    }
+
+    #[test]
+    fn record_audio_sends_an_empty_recording() {
+        // Measured: frontend 1.27.10 sends RecordAudio's recorder widget as "" (templates
+        // api_stability_ai_audio_to_audio, video_humo), whatever widgets_values holds.
+        let s = Schema::parse(
+            r#"{"RecordAudio": {"input": {"required": {"audio": ["AUDIO_RECORD", {}]}},
+                "input_order": {"required": ["audio"]}, "output": ["AUDIO"], "display_name": "Record Audio"}}"#,
+            "t",
+        )
+        .unwrap();
+        let w = ui(
+            json!([{"id": 1, "type": "RecordAudio", "inputs": [], "widgets_values": ["x.wav", ""]},
+                   {"id": 2, "type": "RecordAudio", "inputs": []}]),
+            json!([]),
+        );
+        let m = convert(&w, &s, "t").unwrap();
+        assert_eq!(m["1"]["inputs"], json!({"audio": ""}));
+        assert_eq!(m["2"]["inputs"], json!({"audio": ""}));
     }
 
     #[test]
