@@ -194,19 +194,17 @@ pub fn convert_with_options(
         .flatten()
         .map(|(name, g)| (name.as_str(), GroupDef::new(g, schema)))
         .collect();
-    let mut conv = Conv {
+    let conv = Conv {
         schema,
         defs,
         groups,
         notes: Default::default(),
-        refs: Vec::new(),
+        ui,
+        refs: std::cell::OnceCell::new(),
         chooser: RefCell::new(Chooser::new(opts.seed)),
         now,
     };
     let root = G::new(ui);
-    let mut refs = Vec::new();
-    conv.collect_refs(&root, &mut refs, 0);
-    conv.refs = refs;
     let frame = Frame {
         g: &root,
         prefix: String::new(),
@@ -693,8 +691,10 @@ struct Conv<'a> {
     /// Legacy group node definitions by name (`extra.groupNodes`).
     groups: HashMap<&'a str, GroupDef<'a>>,
     notes: RefCell<Vec<String>>,
-    /// Every node `%Name.widget%` can refer to, in the frontend's search order.
-    refs: Vec<RefNode>,
+    ui: &'a Value,
+    /// Every node `%Name.widget%` can refer to, in the frontend's search order; collected on
+    /// the first reference, so workflows without any pay nothing.
+    refs: std::cell::OnceCell<Vec<RefNode>>,
     chooser: RefCell<Chooser>,
     /// The time `%date:FMT%` formats, taken once per conversion.
     now: WallClock,
@@ -945,6 +945,8 @@ impl<'a> Conv<'a> {
                         sr: saved_sr,
                         title: saved_title.unwrap_or_else(|| match ty {
                             "PrimitiveNode" => "Primitive".to_string(),
+                            // A group node is titled with its name.
+                            _ if self.group_of(ty).is_some() => ty["workflow>".len()..].to_string(),
                             _ => ty.to_string(),
                         }),
                         widgets,
@@ -1044,11 +1046,15 @@ impl<'a> Conv<'a> {
                 .map(|fmt| format_date(fmt, &self.now));
         }
         let (name, widget) = (parts[0], parts[1]);
-        let node = self
-            .refs
+        let refs = self.refs.get_or_init(|| {
+            let mut refs = Vec::new();
+            self.collect_refs(&G::new(self.ui), &mut refs, 0);
+            refs
+        });
+        let node = refs
             .iter()
             .find(|r| r.sr.as_deref() == Some(name))
-            .or_else(|| self.refs.iter().find(|r| r.title == name))?;
+            .or_else(|| refs.iter().find(|r| r.title == name))?;
         let (_, v) = node.widgets.iter().find(|(n, _)| n == widget)?;
         Some(
             js_string(v)
@@ -2259,7 +2265,11 @@ mod tests {
                 {"id": 5, "type": "KSampler", "inputs": [{"name": "model", "type": "MODEL", "link": 3}],
                  "widgets_values": [1, "fixed", 2, "euler"]}
             ]),
-            json!([[1, 9, 0, 1, 0, "MODEL"], [2, 1, 0, 3, 0, "LATENT"], [3, 4, 0, 5, 0, "*"]]),
+            json!([
+                [1, 9, 0, 1, 0, "MODEL"],
+                [2, 1, 0, 3, 0, "LATENT"],
+                [3, 4, 0, 5, 0, "*"]
+            ]),
         );
         w["extra"] = json!({"groupNodes": {
             "G": {"nodes": [{"type": "KSampler", "inputs": [{"name": "model", "link": 7}]}, 5, null],
