@@ -401,8 +401,8 @@ impl<'a> GroupDef<'a> {
     fn new(v: &'a Value, schema: &Schema) -> GroupDef<'a> {
         let nodes: Vec<&Value> = v["nodes"].as_array().into_iter().flatten().collect();
         let mut links_to = HashMap::new();
-        // (origin index, origin slot) -> link types, for PrimitiveNode/Reroute types
-        let mut links_from: HashMap<(usize, usize), Vec<(usize, usize, String)>> = HashMap::new();
+        // Outputs linked inside the group: hidden unless also linked outside.
+        let mut links_from: HashSet<(usize, usize)> = HashSet::new();
         for l in v["links"].as_array().into_iter().flatten() {
             let idx = |k: usize| l.get(k).and_then(Value::as_u64).map(|x| x as usize);
             let (Some(o), Some(os), Some(t), Some(ts)) = (idx(0), idx(1), idx(2), idx(3)) else {
@@ -412,11 +412,7 @@ impl<'a> GroupDef<'a> {
                 continue;
             }
             links_to.insert((t, ts), (o, os));
-            links_from.entry((o, os)).or_default().push((
-                t,
-                ts,
-                type_str(l.get(5).unwrap_or(&Value::Null)),
-            ));
+            links_from.insert((o, os));
         }
         let external: HashSet<(usize, usize)> = v["external"]
             .as_array()
@@ -487,7 +483,7 @@ impl<'a> GroupDef<'a> {
             }
             if ty == "Reroute" {
                 let internal_in = g.links_to.contains_key(&(i, 0));
-                let internal_out = links_from.contains_key(&(i, 0));
+                let internal_out = links_from.contains(&(i, 0));
                 if internal_in && internal_out && !external.contains(&(i, 0)) {
                     continue; // used inside the group only
                 }
@@ -527,7 +523,7 @@ impl<'a> GroupDef<'a> {
                 }
             }
             for (o, _) in def.outputs.iter().enumerate() {
-                let linked_inside = links_from.contains_key(&(i, o)) && !external.contains(&(i, o));
+                let linked_inside = links_from.contains(&(i, o)) && !external.contains(&(i, o));
                 let visible = config[i.to_string()]["output"][o.to_string()]["visible"]
                     .as_bool()
                     .unwrap_or(!linked_inside);
