@@ -924,7 +924,7 @@ impl<'a> Conv<'a> {
                         .or_else(|| def.display_name.clone())
                         .or_else(|| locale_display_name(class).map(String::from))
                         .unwrap_or_else(|| class.to_string()),
-                    widgets: self.widget_values(class, def, node, false),
+                    widgets: self.widget_values(class, def, node, None),
                 },
                 _ => {
                     // A PrimitiveNode has its one widget, "value", once it is connected.
@@ -983,13 +983,13 @@ impl<'a> Conv<'a> {
 
     /// A widget's value as the frontend serialises it: dynamic prompts for `dynamicPrompts`
     /// text, `%…%` replacements for a save node's `filename_prefix`.
-    fn serialize_widget(&self, class: &str, inp: &InputDef, v: Value) -> Value {
+    fn serialize_widget(&self, class: &str, inp: &InputDef, v: Value, label: &str) -> Value {
         let Value::String(s) = &v else { return v };
         if inp.dynamic_prompts {
             return Value::String(dynamic_prompt(s, &mut self.chooser.borrow_mut()));
         }
         if inp.name == "filename_prefix" && SAVE_NODES.contains(&class) {
-            return Value::String(self.replace_refs(s));
+            return Value::String(self.replace_refs(s, label));
         }
         v
     }
@@ -1000,7 +1000,8 @@ impl<'a> Conv<'a> {
     /// control characters turned into `_`; it stays as written when no such node or widget
     /// exists. Otherwise `%date:FMT…%` (the part before any further dot) is the date; anything
     /// else (`%width%`, which the server fills in) stays. The result is not scanned again.
-    fn replace_refs(&self, s: &str) -> String {
+    /// `label` names the node whose value this is, in notes about references left as written.
+    fn replace_refs(&self, s: &str, label: &str) -> String {
         let mut out = String::with_capacity(s.len());
         let mut rest = s;
         while let Some(i) = rest.find('%') {
@@ -1013,7 +1014,7 @@ impl<'a> Conv<'a> {
                 }
                 Some(j) => {
                     let text = &after[..j];
-                    match self.replacement(text) {
+                    match self.replacement(text, label) {
                         Some(r) => out.push_str(&r),
                         None => {
                             out.push('%');
@@ -1034,7 +1035,7 @@ impl<'a> Conv<'a> {
     }
 
     /// What `%text%` becomes, `None` to leave it as written.
-    fn replacement(&self, text: &str) -> Option<String> {
+    fn replacement(&self, text: &str, label: &str) -> Option<String> {
         let parts: Vec<&str> = text.split('.').collect();
         if parts.len() != 2 {
             return parts[0]
@@ -1047,11 +1048,22 @@ impl<'a> Conv<'a> {
             self.collect_refs(&G::new(self.ui), &mut refs, 0);
             refs
         });
-        let node = refs
+        let Some(node) = refs
             .iter()
             .find(|r| r.sr.as_deref() == Some(name))
-            .or_else(|| refs.iter().find(|r| r.title == name))?;
-        let (_, v) = node.widgets.iter().find(|(n, _)| n == widget)?;
+            .or_else(|| refs.iter().find(|r| r.title == name))
+        else {
+            self.note(format!(
+                "node {label}: '%{text}%' is left as written: no node has the 'Node name for S&R' or title '{name}'"
+            ));
+            return None;
+        };
+        let Some((_, v)) = node.widgets.iter().find(|(n, _)| n == widget) else {
+            self.note(format!(
+                "node {label}: '%{text}%' is left as written: node '{name}' has no widget '{widget}'"
+            ));
+            return None;
+        };
         Some(
             js_string(v)
                 .chars()
@@ -1128,14 +1140,15 @@ impl<'a> Conv<'a> {
     }
 
     /// The widget values of a node, by input name, in widget order (only those that are sent).
-    /// `serialize`: as sent (dynamic prompts and `filename_prefix` replacements applied), else
+    /// `sent_by`: `Some(node label)` for the values as sent (dynamic prompts and
+    /// `filename_prefix` replacements applied; the label names the node in notes), `None` for
     /// the widgets' own values (what `%Name.widget%` and promoted widgets see).
     fn widget_values(
         &self,
         class: &str,
         def: &NodeDef,
         node: &Value,
-        serialize: bool,
+        sent_by: Option<&str>,
     ) -> Vec<(String, Value)> {
         let slots = slots(class, def);
         let mut values: Vec<Value> = match &node["widgets_values"] {
@@ -1195,8 +1208,8 @@ impl<'a> Conv<'a> {
                             v = json!(s);
                         }
                     }
-                    if serialize {
-                        v = self.serialize_widget(class, inp, v);
+                    if let Some(label) = sent_by {
+                        v = self.serialize_widget(class, inp, v, label);
                     }
                     out.push((inp.name.clone(), v));
                 }
@@ -1229,17 +1242,17 @@ impl<'a> Conv<'a> {
             Some(def) => {
                 match group {
                     None => {
-                        for (k, v) in self.widget_values(class, def, node, true) {
+                        for (k, v) in self.widget_values(class, def, node, Some(label)) {
                             inputs.insert(k, v);
                         }
                     }
                     Some(g) => {
                         // The group node's widget values are copied into the inner widgets
                         // (`updateInnerWidgets`), which then serialise as usual.
-                        for (k, v) in self.widget_values(class, def, node, false) {
+                        for (k, v) in self.widget_values(class, def, node, None) {
                             let v = g.value(g.index, &k).unwrap_or(v);
                             let v = match def.input(&k) {
-                                Some(inp) => self.serialize_widget(class, inp, v),
+                                Some(inp) => self.serialize_widget(class, inp, v, label),
                                 None => v,
                             };
                             inputs.insert(k, v);
@@ -1284,7 +1297,7 @@ impl<'a> Conv<'a> {
                 }
                 R::Prim(v) => {
                     let v = match def.and_then(|d| d.input(name)) {
-                        Some(inp) => self.serialize_widget(class, inp, v),
+                        Some(inp) => self.serialize_widget(class, inp, v, label),
                         None => v,
                     };
                     inputs.insert(name.clone(), v);
@@ -1434,7 +1447,7 @@ impl<'a> Conv<'a> {
                 // number; only text is replaced here.
                 if js_truthy(&node["properties"][REPLACE_PROP]) {
                     if let Value::String(s) = &v {
-                        v = Value::String(self.replace_refs(s));
+                        v = Value::String(self.replace_refs(s, &format!("{}{oid}", f.prefix)));
                     }
                 }
                 return R::Prim(v);
@@ -1608,7 +1621,7 @@ impl<'a> Conv<'a> {
                 // The promoted widget's own value: the frontend resolves it without the
                 // inner widget's serialisation (no dynamic prompts, no replacements).
                 return self
-                    .widget_values(class, idef?, inner, false)
+                    .widget_values(class, idef?, inner, None)
                     .into_iter()
                     .find(|(n, _)| n == name)
                     .map(|(_, v)| v);

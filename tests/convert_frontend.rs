@@ -198,8 +198,14 @@ fn legacy_group_nodes_expand_into_their_inner_nodes() {
     // inner links point at them, outer links go through the group's inputs and outputs.
     check("fe11_group_node");
     let out = convert("fe11_group_node", &[], &[]);
-    assert_eq!(out["10:1"]["inputs"]["negative"], serde_json::json!(["10:2", 0]));
-    assert_eq!(out["6"]["inputs"]["samples"], serde_json::json!(["10:1", 0]));
+    assert_eq!(
+        out["10:1"]["inputs"]["negative"],
+        serde_json::json!(["10:2", 0])
+    );
+    assert_eq!(
+        out["6"]["inputs"]["samples"],
+        serde_json::json!(["10:1", 0])
+    );
     assert!(out.get("10").is_none());
 }
 
@@ -210,4 +216,22 @@ fn group_node_with_a_primitive_name_clashes_and_bypass() {
     // second instance routes its LATENT output to its latent_image input but still sends its
     // inner nodes.
     check("fe12_group_node_primitive");
+}
+
+#[test]
+fn references_left_as_written_are_reported() {
+    Command::cargo_bin("comfyctl")
+        .unwrap()
+        .env_remove("COMFYCTL_NOW")
+        .args(["convert", "--object-info"])
+        .arg(format!("{FIX}/object_info.json"))
+        .arg(format!("{FIX}/fe07_widget_references.ui.json"))
+        .assert()
+        .code(0)
+        .stderr(predicates::str::contains(
+            "fe07_widget_references.ui.json: node 8: '%No Such Node.width%' is left as written: no node has",
+        ))
+        .stderr(predicates::str::contains(
+            "node 8: '%KSampler.no_widget%' is left as written: node 'KSampler' has no widget 'no_widget'",
+        ));
 }
