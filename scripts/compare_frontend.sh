@@ -23,6 +23,11 @@
 #     `comfyui_workflow_templates/templates` folder of the comfyui-workflow-templates wheel that
 #     ComfyUI installs. Templates are third-party data: keep them and the exports out of the repo.
 #
+# FRONTEND_NOW=2026-03-04T05:06:07Z fixes the frontend's clock (time zone FRONTEND_TZ, default
+# then UTC) and comfyctl's (COMFYCTL_NOW), so that `%date:FMT%` in filename prefixes compares
+# equal. Dynamic prompt choices (`{a|b}`) are random in the frontend and the first option in
+# comfyctl; such differences are reported as "dynamic prompt text".
+#
 # WORK_DIR (default /tmp/gold, with --classes /tmp/gold-classes) receives object_info.json, <name>.api.json (frontend exports, reused
 # on reruns; delete them or set REFRESH=1 to export again), <name>.comfyctl.json, and
 # report.txt listing every difference. Uses target/release/comfyctl (built when missing).
@@ -35,6 +40,9 @@ WORK=${3:-/tmp/gold}
 BIN=target/release/comfyctl
 export NODE_PATH=${NODE_PATH:-/tmp/gold-js/node_modules}
 [ -x "$BIN" ] || cargo build --release -q
+if [ -n "${FRONTEND_NOW:-}" ]; then
+  export FRONTEND_TZ=${FRONTEND_TZ:-UTC} COMFYCTL_NOW=${COMFYCTL_NOW:-$FRONTEND_NOW}
+fi
 mkdir -p "$WORK"
 curl -fsS "${URL%/}/object_info" -o "$WORK/object_info.json"
 if [ "$DIR" = --classes ]; then

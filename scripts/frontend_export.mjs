@@ -15,6 +15,10 @@
 //   * a Chromium binary: CHROMIUM=/usr/bin/chromium by default (Debian: apt-get install chromium);
 //   * playwright-core, resolved from NODE_PATH or the current directory
 //     (e.g. `npm install --prefix /tmp/gold-js playwright-core` and NODE_PATH=/tmp/gold-js/node_modules).
+//
+// FRONTEND_NOW=2026-03-04T05:06:07Z fixes the page's clock (`new Date()`, which the frontend's
+// `%date:FMT%` replacement reads) and FRONTEND_TZ=UTC its time zone, so that an export with dates
+// is reproducible (tests/fixtures/frontend/fe08_date was made that way).
 import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -40,6 +44,7 @@ const profile = mkdtempSync(join(tmpdir(), 'comfy-frontend-'));
 const browser = await chromium.launchPersistentContext(profile, {
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
+  ...(process.env.FRONTEND_TZ ? { timezoneId: process.env.FRONTEND_TZ } : {}),
   args: [
     '--headless',
     '--no-sandbox',
@@ -54,6 +59,10 @@ const browser = await chromium.launchPersistentContext(profile, {
 let exitCode = 0;
 try {
   const page = await browser.newPage();
+  if (process.env.FRONTEND_NOW) {
+    // Only Date is faked; timers keep running, so the app loads as usual.
+    await page.clock.setFixedTime(new Date(process.env.FRONTEND_NOW));
+  }
   let log = [];
   page.on('console', (m) => {
     if (m.type() === 'warning' || m.type() === 'error') log.push(`[${m.type()}] ${m.text()}`);

@@ -299,6 +299,9 @@ pub struct ConvertArgs {
     /// Write here (atomically) instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Seed for `{a|b}` dynamic prompt choices (default: always the first option).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
     #[command(flatten)]
     pub schema: SchemaSource,
 }

@@ -25,7 +25,7 @@ pub fn run(args: &ConvertArgs) -> Result<i32> {
             message: e.to_string(),
         })
     })?;
-    let (nodes, notes) = crate::convert::convert_with_notes(&ui, &schema, &file)?;
+    let (nodes, notes) = crate::convert::convert_seeded(&ui, &schema, &file, args.seed)?;
     for n in notes {
         reporter.warn(format!("{file}: {n}"));
     }
