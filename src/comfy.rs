@@ -132,30 +132,38 @@ impl Target for ComfyTarget {
         }
     }
 
-    /// `--object-info FILE` when given, else the server's live `/object_info`; `None` (skip the
-    /// check quietly, or with a warning under `--preflight`) when the server serves none.
+    /// The schema to check against before queueing, without costing the happy path a request:
+    /// `--object-info FILE`; else with `--preflight` the server's live `/object_info`; else
+    /// (the default) the copy `comfyctl schema pull` saved for this server, if any. The server
+    /// validates at `POST /prompt` anyway, and a rejection there fetches the live schema to
+    /// enrich its diagnostics ([`ComfyTarget::enrich`]); a live `/object_info` costs tens of
+    /// milliseconds on every call, as ComfyUI builds it afresh.
     async fn schema(&self, policy: Preflight, ev: &dyn Events) -> Result<Option<Schema>> {
         if let Some(p) = &self.object_info {
             return crate::schema::read_file(p).map(Some);
         }
-        let r = crate::schema::fetch(&self.client.server).await;
-        let skipped = |why: String| {
-            let msg = format!(
-                "preflight check skipped: the server did not provide its node schema (/object_info): {why}"
-            );
-            if policy == Preflight::On {
-                ev.emit(Event::Warn(msg));
-            } else {
-                ev.emit(Event::Note(1, msg));
+        if policy != Preflight::On {
+            let cached = crate::schema::cached(&self.client.server);
+            if cached.is_some() {
+                ev.emit(Event::Note(
+                    1,
+                    "preflight: using the schema saved by 'comfyctl schema pull' for this server"
+                        .into(),
+                ));
             }
-            Ok(None)
-        };
-        match r {
+            return Ok(cached);
+        }
+        match crate::schema::fetch(&self.client.server).await {
             Ok(s) => Ok(Some(s)),
             // Unreachable or refusing us: sending would fail the same way; say so now.
             Err(e @ Error::Auth(_)) => Err(e),
             Err(Error::Net(e)) if e.kind == NetKind::Unreachable => Err(self.unreachable(e)),
-            Err(e) => skipped(e.to_string()),
+            Err(e) => {
+                ev.emit(Event::Warn(format!(
+                    "preflight check skipped: the server did not provide its node schema (/object_info): {e}"
+                )));
+                Ok(None)
+            }
         }
     }
 
@@ -525,6 +533,71 @@ impl ComfyTarget {
         s
     }
 
+    /// A 400 from `/prompt`, with the findings of a check against the server's live schema
+    /// added (did-you-mean, the allowed values, the pack a missing class comes from), fetched
+    /// only now that something is wrong. Best effort: without a schema the server's own words
+    /// stand.
+    async fn enrich(
+        &self,
+        e: Error,
+        nodes: &Map<String, Value>,
+        job: &Prepared,
+        ev: &dyn Events,
+    ) -> Error {
+        let Error::Rejected {
+            target,
+            message,
+            mut diagnostics,
+        } = e
+        else {
+            return e;
+        };
+        let schema = match &self.object_info {
+            Some(_) => None,
+            None => tokio::time::timeout(
+                Duration::from_secs(20),
+                crate::schema::fetch(&self.client.server),
+            )
+            .await
+            .ok()
+            .and_then(|r| r.ok()),
+        };
+        if let Some(schema) = schema {
+            ev.emit(Event::Note(
+                1,
+                "checking the rejected workflow against the server's /object_info".into(),
+            ));
+            let uploaded: BTreeSet<&str> =
+                job.plan.images.iter().map(|i| i.node.as_str()).collect();
+            for d in crate::schema::check(&schema, nodes, &job.doc.file) {
+                let upload = d.code == "value_not_in_list"
+                    && d.input.as_deref() == Some("image")
+                    && d.node_id.as_deref().is_some_and(|n| uploaded.contains(n));
+                if !d.is_error() || upload {
+                    continue;
+                }
+                // The server already named this input: give its finding the schema's fix
+                // (the closest allowed value, the range); else add the finding.
+                match diagnostics
+                    .iter_mut()
+                    .find(|x| x.node_id == d.node_id && x.input.is_some() && x.input == d.input)
+                {
+                    Some(x) => {
+                        if !d.fix.is_empty() {
+                            x.fix = d.fix;
+                        }
+                    }
+                    None => diagnostics.push(d),
+                }
+            }
+        }
+        Error::Rejected {
+            target,
+            message,
+            diagnostics,
+        }
+    }
+
     fn unreachable(&self, e: NetError) -> Error {
         e.hint("is ComfyUI running there? (set --url or COMFY_URL)")
             .into()
@@ -578,7 +651,9 @@ impl ComfyTarget {
             .await?;
             let text = String::from_utf8_lossy(&body);
             let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            return Err(self.rejected(&v, &text, job));
+            return Err(self
+                .enrich(self.rejected(&v, &text, job), nodes, job, ev)
+                .await);
         }
         if !status.is_success() {
             return Err(self.client.status_error(what, resp).await);

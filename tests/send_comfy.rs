@@ -789,3 +789,79 @@ fn preflight_rejects_a_bad_value_before_queueing() {
     assert!(fake.history_ids().is_empty(), "nothing was queued");
     assert!(fake.uploaded_names().is_empty(), "nothing was uploaded");
 }
+
+/// The default send costs no `/object_info` (ComfyUI builds it afresh on every call and validates
+/// at `/prompt` anyway); `--preflight` fetches it before queueing.
+#[test]
+fn the_happy_path_fetches_no_object_info_and_preflight_does() {
+    let info = std::fs::read_to_string(repo("tests/fixtures/object_info_smoke.json")).unwrap();
+    let fake = FakeComfy::start(Scenario {
+        object_info: Some(info),
+        ..Scenario::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Command::cargo_bin("comfyctl").unwrap();
+    c.env_remove("COMFY_URL")
+        .env("COMFYCTL_CACHE_DIR", dir.path().join("cache"))
+        .arg("send")
+        .arg(repo("workflows/cpu_smoke_webp.json"))
+        .arg("--image")
+        .arg(repo("workflows/example.png"))
+        .args(["--url", &fake.url, "--json", "-o"])
+        .arg(dir.path().join("out"));
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert!(v["timings"]["preflight_s"].is_null(), "{v}");
+    let gets = |log: &[String]| log.iter().filter(|l| l.contains("/object_info")).count();
+    assert_eq!(gets(&fake.log()), 0, "{:?}", fake.log());
+
+    let out = send(&fake, &dir.path().join("out2"))
+        .args(["--preflight", "--json", "--set", "2.width=100"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    assert!(v["timings"]["preflight_s"].is_number(), "{v}");
+    let log = fake.log();
+    let info_at = log.iter().position(|l| l.contains("/object_info")).unwrap();
+    let prompt_at = log
+        .iter()
+        .rposition(|l| l.contains("POST /prompt"))
+        .unwrap();
+    assert!(info_at < prompt_at, "{log:?}");
+}
+
+/// A rejection at `/prompt` fetches the schema only then, and adds what it knows: the closest
+/// allowed value, named on the node the user wrote.
+#[test]
+fn a_rejected_prompt_is_enriched_from_the_live_schema() {
+    let info = std::fs::read_to_string(repo("tests/fixtures/object_info_smoke.json")).unwrap();
+    let fake = FakeComfy::start(Scenario {
+        object_info: Some(info),
+        reject: Some(json!({
+            "error": {"type": "prompt_outputs_failed_validation", "message": "Prompt outputs failed validation", "details": "", "extra_info": {}},
+            "node_errors": {"image_scale_1": {"errors": [{"type": "value_not_in_list", "message": "Value not in list",
+                "details": "upscale_method: 'bicubick' not in [...]", "extra_info": {"input_name": "upscale_method"}}],
+                "dependent_outputs": ["save_webp_1"], "class_type": "ImageScale"}}
+        })),
+        ..Scenario::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = send(&fake, dir.path())
+        .args(["--set", "2.upscale_method=bicubick"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("Prompt outputs failed validation"), "{err}");
+    assert!(err.contains("Value not in list"), "{err}");
+    assert!(err.contains("closest the server has: 'bicubic'"), "{err}");
+    let log = fake.log();
+    let prompt_at = log.iter().position(|l| l.contains("POST /prompt")).unwrap();
+    let info_at = log.iter().position(|l| l.contains("/object_info")).unwrap();
+    assert!(
+        prompt_at < info_at,
+        "the schema is fetched after the rejection: {log:?}"
+    );
+}

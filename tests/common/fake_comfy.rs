@@ -84,6 +84,8 @@ pub struct Scenario {
     pub binary_previews: bool,
     /// Required `Authorization` header value (401 otherwise).
     pub auth: Option<String>,
+    /// The body of `GET /object_info` (404 when `None`, like a proxy that hides it).
+    pub object_info: Option<String>,
 }
 
 impl Default for Scenario {
@@ -107,6 +109,7 @@ impl Default for Scenario {
             hold: false,
             binary_previews: false,
             auth: None,
+            object_info: None,
         }
     }
 }
@@ -307,6 +310,7 @@ fn now_ms() -> u64 {
 fn router(st: Arc<Inner>, base: &str) -> Router {
     let routes = Router::new()
         .route("/system_stats", get(system_stats))
+        .route("/object_info", get(object_info))
         .route("/upload/image", post(upload))
         .route("/prompt", post(post_prompt).get(get_prompt))
         .route("/queue", get(get_queue).post(post_queue))
@@ -320,6 +324,17 @@ fn router(st: Arc<Inner>, base: &str) -> Router {
         routes
     } else {
         Router::new().nest(base, routes)
+    }
+}
+
+async fn object_info(State(st): State<Arc<Inner>>) -> Response {
+    match st.scenario.lock().unwrap().object_info.clone() {
+        Some(body) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "404: Not Found").into_response(),
     }
 }
 
