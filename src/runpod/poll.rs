@@ -64,7 +64,7 @@ mod tests {
     #[test]
     fn queue_backs_off_and_running_tightens() {
         let mut s = Schedule::new(None);
-        let q: Vec<_> = (0..8).map(|_| s.next("IN_QUEUE")).collect();
+        let q: Vec<_> = (0..12).map(|_| s.next("IN_QUEUE")).collect();
         assert_eq!(q[0], START);
         assert!(q.windows(2).all(|w| w[1] >= w[0]));
         assert_eq!(*q.last().unwrap(), QUEUE_MAX);
