@@ -872,7 +872,14 @@ impl ComfyTarget {
             Ws(Option<WsEvent>),
             Poll,
         }
-        let mut backoff = Duration::from_millis(250);
+        // Without a socket (a batch), /history is the only signal: ask soon, then back off
+        // gently (x1.5 up to 1 s); with one, polling is only the backstop.
+        let (start, grow, cap) = if ws_rx.is_some() {
+            (Duration::from_millis(250), 2.0, Duration::from_secs(2))
+        } else {
+            (Duration::from_millis(50), 1.5, Duration::from_secs(1))
+        };
+        let mut backoff = start;
         let mut next_poll = tokio::time::Instant::now() + backoff;
         let mut poller = Poller::default();
         loop {
@@ -936,7 +943,7 @@ impl ComfyTarget {
                     backoff = if ws_fresh {
                         Duration::from_secs(5)
                     } else {
-                        (backoff * 2).min(Duration::from_secs(2))
+                        backoff.mul_f64(grow).min(cap)
                     };
                     next_poll = tokio::time::Instant::now() + backoff;
                 }
