@@ -12,6 +12,7 @@
 pub mod jobs;
 pub mod journal;
 pub mod plan;
+pub mod report;
 
 use crate::cancel::Cancel;
 use crate::comfy::ComfyTarget;
@@ -67,6 +68,8 @@ pub struct BatchSettings {
     pub object_info: Option<PathBuf>,
     pub preflight: Preflight,
     pub runpod: RunpodOptions,
+    /// Write a self-contained HTML gallery of the batch here.
+    pub report: Option<PathBuf>,
 }
 
 /// What a job's journal state means for this run.
@@ -179,6 +182,7 @@ pub fn run(s: &BatchSettings) -> Result<i32> {
         cached: AtomicUsize::new(0),
         loaders_run: AtomicUsize::new(0),
         t0: Instant::now(),
+        cards: Mutex::new(Vec::new()),
     };
     let unknown: Vec<String> = (0..planned.len())
         .filter(|&i| todo[i] == Todo::Unknown)
@@ -222,7 +226,7 @@ pub fn run(s: &BatchSettings) -> Result<i32> {
                         let cancel = &cancel;
                         async move {
                             if !cancel.is_cancelled() {
-                                let _ = run.one(t, i, "run", cancel).await;
+                                let _ = run.one(t, i, "run", cancel, false).await;
                             }
                         }
                     })
@@ -255,7 +259,7 @@ pub fn run(s: &BatchSettings) -> Result<i32> {
         }
         Ok::<_, Error>(cancel.reason())
     })?;
-    run.summary(
+    let line = run.summary(
         &unknown,
         &skipped_failed,
         skipped,
@@ -263,6 +267,58 @@ pub fn run(s: &BatchSettings) -> Result<i32> {
         scheduled,
         servers,
     );
+    if let Some(page) = &s.report {
+        let mut cards = run.cards.lock().expect("not poisoned").clone();
+        for (i, p) in planned.iter().enumerate() {
+            let status = match (&todo[i], states.get(&p.line.id)) {
+                (Todo::SkipDone, Some(State::Finished { detail })) => {
+                    let outputs = detail
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|o| {
+                            Some((
+                                PathBuf::from(o.get("path")?.as_str()?),
+                                o.get("format")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or("")
+                                    .to_string(),
+                            ))
+                        })
+                        .collect();
+                    cards.push(report::Card {
+                        outputs,
+                        ..run.card(i, "finished earlier")
+                    });
+                    continue;
+                }
+                (Todo::SkipFailed, Some(State::Failed { detail })) => {
+                    cards.push(report::Card {
+                        error: detail
+                            .get("message")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                        ..run.card(i, "failed")
+                    });
+                    continue;
+                }
+                (Todo::Unknown, _) => "unknown",
+                _ => continue,
+            };
+            cards.push(run.card(i, status));
+        }
+        cards.sort_by_key(|c| c.line);
+        let dir = page
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("--report {}", page.display()), e))?;
+        let html = report::render(&format!("comfyctl batch: {name}"), &cards, &dir, &line);
+        crate::outputs::write_atomic(page, html.as_bytes())?;
+        reporter.info(format!("report: {}", page.display()));
+    }
     if let Some(r) = cancel_reason {
         return Err(Error::Interrupted(format!(
             "{}; in-flight jobs were cancelled; re-run the same command to resume",
@@ -299,7 +355,7 @@ async fn comfy_worker(srv: usize, (targets, queues, alive, run, cancel): Shared<
             Some(i) => i,
             None => return,
         };
-        match run.one(&targets[srv], i, "prompt", cancel).await {
+        match run.one(&targets[srv], i, "prompt", cancel, true).await {
             Err(e) if server_down(&e) => {
                 alive[srv].store(false, Ordering::SeqCst);
                 let mut mine: Vec<usize> = queues[srv]
@@ -494,6 +550,7 @@ struct Run<'a> {
     cached: AtomicUsize,
     loaders_run: AtomicUsize,
     t0: Instant,
+    cards: Mutex<Vec<report::Card>>,
 }
 
 /// One job's events: journal records for its remote steps, warnings with the job's ID.
@@ -550,8 +607,17 @@ impl Run<'_> {
         Ok(d)
     }
 
-    /// Runs (or re-attaches to) job `i` on `t`, journals its end and reports it.
-    async fn one<T: Target>(&self, t: &T, i: usize, mode: &str, cancel: &Cancel) -> Result<()> {
+    /// Runs (or re-attaches to) job `i` on `t`, journals its end and reports it. `movable`: a
+    /// failure because the server is down is left to the caller, which moves the job to
+    /// another server (several ComfyUI servers); otherwise it is the job's failure.
+    async fn one<T: Target>(
+        &self,
+        t: &T,
+        i: usize,
+        mode: &str,
+        cancel: &Cancel,
+        movable: bool,
+    ) -> Result<()> {
         let p = &self.planned[i];
         let id = p.line.id.as_str();
         let target = t.info().url;
@@ -599,7 +665,7 @@ impl Run<'_> {
                 Ok(())
             }
             Err(e) => {
-                if !server_down(&e) || cancel.is_cancelled() {
+                if !(movable && server_down(&e)) || cancel.is_cancelled() {
                     self.record_failure(i, &e);
                 }
                 Err(e)
@@ -634,6 +700,17 @@ impl Run<'_> {
             self.loaders_run.fetch_add(loaders, Ordering::SeqCst);
         }
         self.done.fetch_add(1, Ordering::SeqCst);
+        self.cards.lock().expect("not poisoned").push(report::Card {
+            target: Some(r.target.url.clone()),
+            outputs: r
+                .outputs
+                .iter()
+                .map(|o| (o.path.clone(), o.format.clone()))
+                .collect(),
+            nodes: r.nodes.as_ref().map(|n| (n.executed, n.cached)),
+            total_s: Some(r.timings.total_s),
+            ..self.card(i, "completed")
+        });
         self.reporter.info(format!(
             "job {}: completed on {} ({} file{}{})",
             p.line.id,
@@ -669,6 +746,10 @@ impl Run<'_> {
             .lock()
             .expect("not poisoned")
             .push(p.line.id.clone());
+        self.cards.lock().expect("not poisoned").push(report::Card {
+            error: Some(e.to_string()),
+            ..self.card(i, "failed")
+        });
         self.reporter.warn(format!(
             "job {} (line {}) failed: {e}",
             p.line.id, p.line.line
@@ -683,6 +764,19 @@ impl Run<'_> {
             crate::report::print_stdout(&v.to_string());
         }
         self.progress();
+    }
+
+    /// A report card with what the job file says about job `i`.
+    fn card(&self, i: usize, status: &str) -> report::Card {
+        let p = &self.planned[i];
+        report::Card {
+            id: p.line.id.clone(),
+            line: p.line.line,
+            status: status.into(),
+            prompt: p.line.inject.prompt.clone(),
+            seed: p.prepared.plan.seed,
+            ..report::Card::default()
+        }
     }
 
     fn progress(&self) {
@@ -714,7 +808,7 @@ impl Run<'_> {
         naive: usize,
         scheduled: usize,
         servers: usize,
-    ) {
+    ) -> String {
         self.reporter.finish();
         let failed = self.failed.lock().expect("not poisoned").clone();
         let done = self.done.load(Ordering::SeqCst);
@@ -739,7 +833,7 @@ impl Run<'_> {
             "state": self.journal.path(),
             "elapsed_s": crate::result::secs(self.t0.elapsed()),
         });
-        self.reporter.info(format!(
+        let line = format!(
             "batch: {done} succeeded, {} failed{}, {skipped} already done, {} unknown in {:.1}s; models loaded {scheduled} time(s) in this order vs {naive} in file order; {} node(s) ran, {} cached, {} loader run(s)",
             failed_ids.len(),
             if failed_ids.is_empty() { String::new() } else { format!(" ({})", failed_ids.join(", ")) },
@@ -748,9 +842,11 @@ impl Run<'_> {
             self.executed.load(Ordering::SeqCst),
             self.cached.load(Ordering::SeqCst),
             self.loaders_run.load(Ordering::SeqCst),
-        ));
+        );
+        self.reporter.info(&line);
         if self.s.json {
             crate::report::print_stdout(&v.to_string());
         }
+        line
     }
 }

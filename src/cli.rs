@@ -268,6 +268,9 @@ pub struct BatchArgs {
     /// Check every line and print the plan (job, target, model group), then stop.
     #[arg(long)]
     pub dry_run: bool,
+    /// Write a self-contained HTML gallery of the batch (outputs, prompts, errors) here.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// Workflow for lines without a `workflow` field.
     #[arg(long, value_name = "FILE")]
     pub workflow: Option<PathBuf>,

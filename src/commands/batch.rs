@@ -136,5 +136,6 @@ pub fn resolve(a: &BatchArgs, env: Env) -> Result<BatchSettings> {
             ttl: a.ttl,
             webhook: None,
         },
+        report: a.report.clone(),
     })
 }
