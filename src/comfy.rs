@@ -96,11 +96,43 @@ impl ComfyTarget {
 pub struct Remote {
     id: String,
     ws: Option<mpsc::Receiver<WsEvent>>,
-    stats: Option<Value>,
+    stats: Stats,
     /// When it was queued (`None` when attached to an existing prompt).
     queued: Option<Instant>,
     /// The node map that was sent (empty when attached: then the history's own prompt is used).
     nodes: Map<String, Value>,
+}
+
+/// The server's `/system_stats`: fetched alongside a submit, or already at hand.
+enum Stats {
+    Pending(tokio::task::JoinHandle<Result<Value>>),
+    Ready(Option<Value>),
+}
+
+impl Stats {
+    /// The answer, when the server gave one within a second more.
+    async fn get(self, ev: &dyn Events) -> Option<Value> {
+        match self {
+            Stats::Ready(v) => v,
+            Stats::Pending(h) => match tokio::time::timeout(Duration::from_secs(1), h).await {
+                Ok(Ok(Ok(v))) => {
+                    if let Some(ver) = v.pointer("/system/comfyui_version").and_then(Value::as_str)
+                    {
+                        ev.emit(Event::Note(
+                            1,
+                            format!("ComfyUI {}", crate::redacted::escape_controls(ver)),
+                        ));
+                    }
+                    Some(v)
+                }
+                Ok(Ok(Err(e))) => {
+                    ev.emit(Event::Note(1, format!("GET /system_stats: {e}")));
+                    None
+                }
+                _ => None,
+            },
+        }
+    }
 }
 
 /// A prompt that finished successfully.
@@ -191,34 +223,14 @@ impl Target for ComfyTarget {
                 Err("not used: this run follows its prompts by polling /history".to_string())
             }
         };
-        let (stats, socket, uploaded) = tokio::join!(
-            self.client.get_json("system_stats", CONTROL_TIMEOUT),
-            socket,
-            self.upload(job, ev),
-        );
-        let stats = match stats {
-            Ok(s) => Some(s),
-            Err(e @ Error::Auth(_)) => return Err(e),
-            Err(Error::Net(e)) if e.kind == NetKind::Unreachable => return Err(self.unreachable(e)),
-            Err(e) => {
-                ev.emit(Event::Note(1, format!("GET /system_stats: {e}")));
-                None
-            }
-        };
-        if let Some(v) = stats
-            .as_ref()
-            .and_then(|s| s.pointer("/system/comfyui_version"))
-            .and_then(Value::as_str)
-        {
-            ev.emit(Event::Note(
-                1,
-                format!(
-                    "{}: ComfyUI {}",
-                    self.client.target(),
-                    crate::redacted::escape_controls(v)
-                ),
-            ));
-        }
+        // `/system_stats` (the server's argv, for the cache hint after the run) is not on the
+        // way to `POST /prompt`: a server builds it in 5-10 ms, as long as the rest of a cached
+        // send. It runs alongside and is awaited when the prompt has ended.
+        let client = self.client.clone();
+        let stats = Stats::Pending(tokio::spawn(async move {
+            client.get_json("system_stats", CONTROL_TIMEOUT).await
+        }));
+        let (socket, uploaded) = tokio::join!(socket, self.upload(job, ev));
         let ws = match socket {
             Ok(rx) => Some(rx),
             Err(_) if !self.websocket => None,
@@ -280,11 +292,12 @@ impl Target for ComfyTarget {
                 )));
             }
         }
-        let stats = self
-            .client
-            .get_json("system_stats", CONTROL_TIMEOUT)
-            .await
-            .ok();
+        let stats = Stats::Ready(
+            self.client
+                .get_json("system_stats", CONTROL_TIMEOUT)
+                .await
+                .ok(),
+        );
         Ok(Remote {
             id: id.to_string(),
             ws: None,
@@ -413,7 +426,10 @@ impl Target for ComfyTarget {
                 ),
             ));
         }
-        if let Some(h) = cache_hint(remote.stats.as_ref(), &ran, &nodes) {
+        let stats = std::mem::replace(&mut remote.stats, Stats::Ready(None))
+            .get(ev)
+            .await;
+        if let Some(h) = cache_hint(stats.as_ref(), &ran, &nodes) {
             ev.emit(Event::Note(0, h.clone()));
             r.hints.push(h);
         }

@@ -199,13 +199,45 @@ pub async fn run_job<T: Target>(
     let t0 = Instant::now();
     let mut r = JobResult::new("send", target.info(), mode);
     r.client_id = Some(opts.client_id.clone());
+    let tracked = Tracked::new(events);
     let outcome = {
-        let flow = flow(target, job, out, opts, events, &mut r);
-        tokio::select! {
-            res = flow => Ok(res),
+        let mut flow = std::pin::pin!(flow(target, job, out, opts, &tracked, &mut r));
+        let cancelled = tokio::select! {
+            res = &mut flow => Ok(res),
             reason = cancel.cancelled() => Err(reason),
+        };
+        match cancelled {
+            // A cancel while the request that creates the job is in flight: dropping it now
+            // would leave a job running that nobody can cancel (its ID is in the answer). Give
+            // the answer a bounded grace, then cancel the job by its ID.
+            Err(reason) if tracked.in_flight() => {
+                events.emit(Event::Note(
+                    0,
+                    "waiting up to 35 s for the submit's answer, to cancel the job it created"
+                        .into(),
+                ));
+                let grace = tokio::time::sleep(SUBMIT_GRACE);
+                tokio::pin!(grace);
+                loop {
+                    tokio::select! {
+                        res = &mut flow => break Ok(res),
+                        _ = &mut grace => break Err(reason),
+                        _ = tokio::time::sleep(Duration::from_millis(20)) => {
+                            if tracked.accepted().is_some() {
+                                break Err(reason);
+                            }
+                        }
+                    }
+                }
+            }
+            other => other,
         }
     };
+    // An answer that arrived in the grace: the job ID to cancel.
+    if r.job_id.is_none() {
+        r.job_id = tracked.accepted();
+    }
+    let lost_submit = tracked.in_flight();
     r.timings.total_s = secs(t0.elapsed());
     match outcome {
         Ok(Ok(())) => {
@@ -224,6 +256,11 @@ pub async fn run_job<T: Target>(
                     cancel.set_remote(Some(format!("job {id}")));
                     target.cancel(id).await
                 }
+                (None, _) if lost_submit => format!(
+                    "the request that creates the job was in flight and did not answer in {} s: a job may exist on {}; it cannot be cancelled without its ID, so check the endpoint's requests (RunPod console) or the server's queue",
+                    SUBMIT_GRACE.as_secs(),
+                    target.info().url
+                ),
                 (None, _) => "nothing had been submitted yet".into(),
             };
             r.timings.total_s = secs(t0.elapsed());
@@ -421,6 +458,56 @@ fn preflight(
         });
     }
     Ok(())
+}
+
+/// How long a cancelled run waits for an in-flight submit's answer (to cancel the job by its
+/// ID). RunPod's `/runsync` is held at most 30 s by comfyctl, so this covers it.
+pub const SUBMIT_GRACE: Duration = Duration::from_secs(35);
+
+/// The events of one job, with the phase of its submit tracked for the engine.
+struct Tracked<'a> {
+    inner: &'a dyn Events,
+    submitting: std::sync::atomic::AtomicBool,
+    accepted: std::sync::Mutex<Option<String>>,
+}
+
+impl<'a> Tracked<'a> {
+    fn new(inner: &'a dyn Events) -> Self {
+        Tracked {
+            inner,
+            submitting: std::sync::atomic::AtomicBool::new(false),
+            accepted: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// A submit went out and has not been answered.
+    fn in_flight(&self) -> bool {
+        self.submitting.load(std::sync::atomic::Ordering::SeqCst)
+            && self.accepted.lock().expect("not poisoned").is_none()
+    }
+
+    fn accepted(&self) -> Option<String> {
+        self.accepted.lock().expect("not poisoned").clone()
+    }
+}
+
+impl Events for Tracked<'_> {
+    fn emit(&self, e: Event) {
+        self.inner.emit(e)
+    }
+
+    fn journal(&self, step: Step) -> Result<()> {
+        self.inner.journal(step.clone())?;
+        match step {
+            Step::Submitting { .. } => self
+                .submitting
+                .store(true, std::sync::atomic::Ordering::SeqCst),
+            Step::Accepted { remote } => {
+                *self.accepted.lock().expect("not poisoned") = Some(remote)
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How long to wait for a cancel request before giving up on it.

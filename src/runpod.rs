@@ -85,7 +85,13 @@ impl RunpodTarget {
             opts,
             client_id: client_id.to_string(),
             object_info,
-            sync_wait: deadline.unwrap_or(Duration::from_secs(300)),
+            // /runsync holds the request until the job ends or `wait` passes; then the job is
+            // followed by polling. Held at most 30 s (and half the deadline), so a cancelled run
+            // gets the answer — and the job ID to cancel — within the engine's submit grace.
+            sync_wait: deadline
+                .map(|d| d / 2)
+                .unwrap_or(Duration::from_secs(30))
+                .min(Duration::from_secs(30)),
             out_dir: shell_quote(&out_dir.display().to_string()),
         })
     }
@@ -252,7 +258,7 @@ impl Target for RunpodTarget {
         ));
         let t0 = Instant::now();
         let path = if self.opts.sync {
-            let wait = (self.sync_wait.as_millis() as u64).clamp(1000, 300_000);
+            let wait = (self.sync_wait.as_millis() as u64).clamp(1000, 30_000);
             format!("runsync?wait={wait}")
         } else {
             "run".to_string()

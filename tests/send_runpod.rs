@@ -818,3 +818,64 @@ fn a_node_called_input_is_not_taken_for_the_request_wrapper() {
     );
     assert_eq!(input["workflow"]["input"]["class_type"], "EmptyImage");
 }
+
+/// A cancel while `POST /run` is still waiting for its answer: the job exists on RunPod but its
+/// ID is in the answer. comfyctl waits for it (bounded) and cancels that job instead of leaving
+/// a paid job running.
+#[test]
+fn ctrl_c_during_a_slow_submit_still_cancels_the_job_it_created() {
+    let fake = FakeRunpod::start(Script {
+        submit_delay: Duration::from_secs(2),
+        queue_for: Duration::from_secs(30),
+        ..ok_script()
+    });
+    let d = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("comfyctl"))
+        .current_dir(root())
+        .env_remove("RUNPOD_URL")
+        .env_remove("RUNPOD_API_KEY")
+        .args([
+            "send",
+            "workflows/cpu_smoke_webp.json",
+            "--image",
+            "workflows/example.png",
+            "--runpod-url",
+            &fake.url(),
+            "-o",
+        ])
+        .arg(d.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(fake.count("POST", "/run"), 1, "the submit is in flight");
+    let ok = std::process::Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -INT failed");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert_eq!(fake.count("POST", "/cancel"), 1, "{err}");
+    assert!(err.contains("was cancelled"), "{err}");
+}
+
+/// `--sync` with a deadline: `/runsync` is held for at most half of it, so the job ID arrives
+/// before the deadline and the job is cancelled when it runs out.
+#[test]
+fn sync_with_a_timeout_cancels_the_job_it_created() {
+    let fake = FakeRunpod::start(Script {
+        run_for: Duration::from_secs(30),
+        ..ok_script()
+    });
+    let d = tempfile::tempdir().unwrap();
+    let mut c = send_t(&fake, d.path(), "4s");
+    c.arg("--sync");
+    let r = run(c);
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert_eq!(fake.count("POST", "/cancel"), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("was cancelled"), "{}", r.stderr);
+}

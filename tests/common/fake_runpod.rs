@@ -60,6 +60,8 @@ pub struct Script {
     pub submit_faults: Vec<Fault>,
     /// `/runsync` answers at once with a non-final status (its `wait` ran out).
     pub runsync_returns_early: bool,
+    /// `/run` and `/runsync` answer only after this long (the job exists from the start).
+    pub submit_delay: Duration,
     /// On a 401, echo the Authorization header back in the body (to prove comfyctl scrubs it).
     pub echo_auth_on_401: bool,
     /// `/status` answers 404 once the job is final (result retention ran out).
@@ -77,6 +79,7 @@ impl Default for Script {
             status_faults: Vec::new(),
             submit_faults: Vec::new(),
             runsync_returns_early: false,
+            submit_delay: Duration::ZERO,
             echo_auth_on_401: false,
             expire_when_final: false,
         }
@@ -297,8 +300,8 @@ fn job_body(script: &Script, id: &str, job: &Job) -> (String, bool) {
 /// What the synchronous part of a request decided.
 enum Next {
     Respond(Response),
-    /// `/runsync`: wait for this job to finish.
-    WaitFor(String, Script),
+    /// `/runsync`: wait for this job to finish, at most `wait` (RunPod's `?wait=ms`).
+    WaitFor(String, Script, Option<Duration>),
 }
 
 async fn handle(
@@ -308,20 +311,28 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let submit = method == Method::POST
+        && (uri.path().ends_with("/run") || uri.path().ends_with("/runsync"));
+    let delay = state.lock().unwrap().script.submit_delay;
     let next = decide(&state, method, uri, headers, body);
+    if submit && !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     match next {
         Next::Respond(r) => r,
-        Next::WaitFor(id, script) => loop {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let done = {
-                let s = state.lock().unwrap();
-                let (b, fin) = job_body(&script, &id, &s.jobs[&id]);
-                fin.then_some(b)
-            };
-            if let Some(b) = done {
-                return ([("content-type", "application/json")], b).into_response();
+        Next::WaitFor(id, script, wait) => {
+            let t0 = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let (b, fin) = {
+                    let s = state.lock().unwrap();
+                    job_body(&script, &id, &s.jobs[&id])
+                };
+                if fin || wait.is_some_and(|w| t0.elapsed() >= w) {
+                    return ([("content-type", "application/json")], b).into_response();
+                }
             }
-        },
+        }
     }
 }
 
@@ -332,7 +343,7 @@ fn decide(
     headers: HeaderMap,
     body: Bytes,
 ) -> Next {
-    let r = decide_inner(state, method, uri, headers, body);
+    let r = decide_inner(state, method, uri.clone(), headers, body);
     match r
         .headers()
         .get("x-fake-wait-for")
@@ -340,7 +351,14 @@ fn decide(
     {
         Some(id) => {
             let script = state.lock().unwrap().script.clone();
-            Next::WaitFor(id.to_string(), script)
+            let wait = uri
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("wait="))
+                .and_then(|v| v.parse().ok())
+                .map(Duration::from_millis);
+            Next::WaitFor(id.to_string(), script, wait)
         }
         None => Next::Respond(r),
     }
