@@ -635,6 +635,22 @@ impl ComfyTarget {
         }
     }
 
+    /// Diagnostics built from the server's words, with every secret of ours removed (a proxy or
+    /// custom node may echo a header back).
+    fn scrubbed(
+        &self,
+        mut diags: Vec<crate::diagnostic::Diagnostic>,
+    ) -> Vec<crate::diagnostic::Diagnostic> {
+        for d in &mut diags {
+            d.message = self.client.scrub(&d.message);
+            d.fix = self.client.scrub(&d.fix);
+            d.class_type = d.class_type.as_deref().map(|c| self.client.scrub(c));
+            d.input = d.input.as_deref().map(|c| self.client.scrub(c));
+            d.title = d.title.as_deref().map(|c| self.client.scrub(c));
+        }
+        diags
+    }
+
     fn unreachable(&self, e: NetError) -> Error {
         e.hint("is ComfyUI running there? (set --url or COMFY_URL)")
             .into()
@@ -735,7 +751,7 @@ impl ComfyTarget {
             ev.emit(Event::Warn(
                 "the server queued the prompt but rejected some output nodes; only the valid outputs will run:".into(),
             ));
-            for d in history::node_error_diagnostics(ne, job, true) {
+            for d in self.scrubbed(history::node_error_diagnostics(ne, job, true)) {
                 ev.emit(Event::Warn(d.to_string()));
                 r.warnings.push(d.to_string());
                 r.diagnostics.push(d);
@@ -841,18 +857,20 @@ impl ComfyTarget {
 
     /// A 400 from `/prompt` as per-node diagnostics.
     fn rejected(&self, v: &Value, raw: &str, job: &Prepared) -> Error {
-        let message = v
-            .pointer("/error/message")
-            .and_then(Value::as_str)
-            .unwrap_or("the server rejected the workflow")
-            .to_string();
-        let details = v
-            .pointer("/error/details")
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let message = self.client.scrub(
+            v.pointer("/error/message")
+                .and_then(Value::as_str)
+                .unwrap_or("the server rejected the workflow"),
+        );
+        let details = self.client.scrub(
+            v.pointer("/error/details")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        );
+        let details = details.as_str();
         let mut diagnostics = v
             .get("node_errors")
-            .map(|ne| history::node_error_diagnostics(ne, job, false))
+            .map(|ne| self.scrubbed(history::node_error_diagnostics(ne, job, false)))
             .unwrap_or_default();
         if diagnostics.is_empty() {
             let text = if v.is_null() {

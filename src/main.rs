@@ -17,7 +17,10 @@ fn main() {
                     &serde_json::to_string_pretty(&v).expect("serializable"),
                 );
             }
-            eprintln!("comfyctl: error: {e}");
+            eprintln!(
+                "comfyctl: error: {}",
+                comfyctl::redacted::for_terminal(&e.to_string())
+            );
             e.exit_code()
         }
     };

@@ -18,9 +18,12 @@ use std::time::{Duration, Instant};
 
 /// The user agent every request carries.
 pub const USER_AGENT: &str = concat!("comfyctl/", env!("CARGO_PKG_VERSION"));
-/// The largest JSON answer read into memory by default (`/history`, `/status`, `/object_info`).
-/// Base64 outputs travel inside RunPod's `/status` body, so this is generous on purpose.
-pub const DEFAULT_JSON_LIMIT: u64 = 1 << 30;
+/// The largest JSON answer read into memory (`/history`, `/queue`, `/object_info`, a RunPod
+/// error), decompressed bytes counted: a gzip bomb or an endless body stops here.
+pub const DEFAULT_JSON_LIMIT: u64 = 64 << 20;
+/// RunPod's `/status` carries base64 outputs inline (RunPod itself caps results at about 20 MB),
+/// so its answers may be larger.
+pub const RUNPOD_STATUS_LIMIT: u64 = 256 << 20;
 
 /// Characters percent-encoded in one path segment (a job or prompt ID): everything but RFC
 /// 3986's unreserved characters.
@@ -33,9 +36,9 @@ pub const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALP
 /// How a client follows redirects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Redirects {
-    /// Follow only redirects to the same origin (scheme, host, port): a credential header never
-    /// travels to another host, and a redirected submit never lands somewhere else.
-    SameOrigin,
+    /// Follow none (API requests): a credential header never travels to another host, and a
+    /// submit is never sent twice (reqwest repeats a POST on 307/308) nor turned into a GET.
+    None,
     /// Follow any redirect (presigned result URLs carry no credential of ours).
     Any,
 }
@@ -57,7 +60,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Some(Duration::from_secs(120)),
             headers: HeaderMap::new(),
-            redirects: Redirects::SameOrigin,
+            redirects: Redirects::None,
         }
     }
 }
@@ -66,19 +69,7 @@ impl Default for ClientOptions {
 pub fn client(o: &ClientOptions) -> Result<reqwest::Client, NetError> {
     let policy = match o.redirects {
         Redirects::Any => reqwest::redirect::Policy::limited(5),
-        Redirects::SameOrigin => reqwest::redirect::Policy::custom(|attempt| {
-            let same = attempt
-                .previous()
-                .first()
-                .is_some_and(|first| first.origin() == attempt.url().origin());
-            if attempt.previous().len() > 5 {
-                attempt.error("too many redirects")
-            } else if same {
-                attempt.follow()
-            } else {
-                attempt.stop()
-            }
-        }),
+        Redirects::None => reqwest::redirect::Policy::none(),
     };
     let mut b = reqwest::Client::builder()
         .connect_timeout(o.connect_timeout)

@@ -36,6 +36,9 @@ pub struct OutputDir {
     overwrite: bool,
     max_bytes: u64,
     created: OnceLock<()>,
+    /// Files this run has saved: `--overwrite` replaces files of earlier runs, never a file of
+    /// this run (two outputs with one name get `-1`, `-2`).
+    written: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
 /// Where the bytes of one output come from.
@@ -115,6 +118,14 @@ impl Ends {
                 ));
             }
         }
+        let t = &self.tail;
+        // Some encoders pad after the end marker: look for it in the last bytes.
+        if h.starts_with(b"\xff\xd8\xff") && !t.windows(2).any(|w| w == b"\xff\xd9") {
+            return Some("the JPEG has no end marker (FF D9)".into());
+        }
+        if (h.starts_with(b"GIF87a") || h.starts_with(b"GIF89a")) && !t.contains(&b';') {
+            return Some("the GIF has no trailer (3B) at its end".into());
+        }
         if h.starts_with(b"\x89PNG\r\n\x1a\n")
             && !(self.tail.len() >= 8
                 && &self.tail[self.tail.len() - 8..self.tail.len() - 4] == b"IEND")
@@ -180,6 +191,7 @@ impl OutputDir {
             overwrite,
             max_bytes: DEFAULT_MAX_OUTPUT,
             created,
+            written: Default::default(),
         })
     }
 
@@ -296,6 +308,7 @@ impl OutputDir {
             tmp,
             dir: self.dir.clone(),
             overwrite: self.overwrite,
+            written: self.written.clone(),
             server_name: server_name.to_string(),
             node: node.map(str::to_string),
             head: Vec::with_capacity(media::SNIFF_LEN),
@@ -322,6 +335,7 @@ pub struct PendingFile {
     tmp: tempfile::NamedTempFile,
     dir: PathBuf,
     overwrite: bool,
+    written: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
     server_name: String,
     node: Option<String>,
     head: Vec<u8>,
@@ -395,6 +409,12 @@ impl PendingFile {
                 }
             };
             let path = self.dir.join(&candidate);
+            // A file this run already saved is never replaced, even with --overwrite.
+            let ours = self.written.lock().expect("not poisoned").contains(&path);
+            if ours {
+                k += 1;
+                continue;
+            }
             let result = if self.overwrite {
                 tmp.persist(&path).map(|_| ())
             } else {
@@ -402,13 +422,17 @@ impl PendingFile {
             };
             match result {
                 Ok(()) => {
+                    self.written
+                        .lock()
+                        .expect("not poisoned")
+                        .insert(path.clone());
                     return Ok(SavedFile {
                         path,
                         bytes: self.len,
                         format,
                         node: self.node,
                         server_name: self.server_name,
-                    })
+                    });
                 }
                 Err(e)
                     if e.error.kind() == std::io::ErrorKind::AlreadyExists && !self.overwrite =>
@@ -592,12 +616,19 @@ mod tests {
     }
 
     #[test]
-    fn overwrite_replaces() {
+    fn overwrite_replaces_earlier_runs_files_but_never_this_runs() {
         let d = tempfile::tempdir().unwrap();
+        OutputDir::new(d.path(), false)
+            .unwrap()
+            .save_bytes("a.png", None, PNG)
+            .unwrap();
         let out = OutputDir::new(d.path(), true).unwrap();
-        out.save_bytes("a.png", None, PNG).unwrap();
         let b = out.save_bytes("a.png", None, PNG).unwrap();
         assert_eq!(b.path.file_name().unwrap(), "a.png");
+        // Two outputs of one run with the same name (subfolders a/ and b/ on the server).
+        let c = out.save_bytes("a.png", None, PNG).unwrap();
+        assert_eq!(c.path.file_name().unwrap(), "a-1.png");
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 2);
     }
 
     #[test]

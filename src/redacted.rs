@@ -166,8 +166,44 @@ pub fn escape_controls(s: &str) -> String {
     out
 }
 
+/// Text for a terminal: control characters escaped (ESC, BEL, CR, …) except line feeds and
+/// tabs, so a server's string can neither move the cursor, set the title nor forge a line start.
+/// The one filter every line comfyctl prints to standard error passes.
+pub fn for_terminal(s: &str) -> String {
+    if !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            '\r' => "\\r".to_string(),
+            c if c.is_control() => format!("\\u{{{:x}}}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
 /// A value quoted for a POSIX shell when it needs it, for commands printed to be pasted.
+/// Control characters become `$'\xHH'` escapes, so the printed command shows them plainly.
 pub fn shell_quote(s: &str) -> String {
+    if s.chars().any(char::is_control) {
+        let mut out = String::from("$'");
+        for c in s.chars() {
+            match c {
+                '\'' => out.push_str("\\'"),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    let mut b = [0u8; 4];
+                    for byte in c.encode_utf8(&mut b).bytes() {
+                        out.push_str(&format!("\\x{byte:02x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('\'');
+        return out;
+    }
     if !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c))
@@ -233,5 +269,10 @@ mod tests {
         assert_eq!(shell_quote("job-1"), "job-1");
         assert_eq!(shell_quote("a b;rm"), "'a b;rm'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("j\u{1b}[2J"), "$'j\\x1b[2J'");
+        assert_eq!(
+            for_terminal("a\u{1b}]0;t\u{7}\nb\rc"),
+            "a\\u{1b}]0;t\\u{7}\nb\\rc"
+        );
     }
 }

@@ -66,6 +66,7 @@ impl Reporter {
     }
 
     fn line(&self, msg: &str) {
+        let msg = crate::redacted::for_terminal(msg);
         match &self.bar {
             Some(b) => b.suspend(|| eprintln!("{msg}")),
             None => eprintln!("{msg}"),
@@ -96,7 +97,7 @@ impl Reporter {
     /// The current activity ("queued, position 2", "KSampler (ksampler_1)"). On a terminal it
     /// replaces the bar's message; in plain mode a line is printed only when it changes.
     pub fn status(&self, msg: impl Into<String>) {
-        let msg = msg.into();
+        let msg = crate::redacted::for_terminal(&msg.into());
         match self.mode {
             Mode::Quiet => {}
             Mode::Bar => {

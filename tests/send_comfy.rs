@@ -865,3 +865,69 @@ fn a_rejected_prompt_is_enriched_from_the_live_schema() {
         "the schema is fetched after the rejection: {log:?}"
     );
 }
+
+/// A server that echoes our credentials and terminal escapes in its 400: neither reaches the
+/// terminal nor `--json`.
+#[test]
+fn a_rejection_echoing_credentials_and_escapes_is_scrubbed() {
+    use base64::Engine as _;
+    let token = base64::engine::general_purpose::STANDARD.encode("alice:S3cretPw9");
+    let echo = format!("echo: Basic {token} tok_ABCDEF123456 \u{1b}]0;pwned\u{7}\u{1b}[2J");
+    let fake = FakeComfy::start(Scenario {
+        auth: Some(format!("Basic {token}")),
+        reject: Some(json!({
+            "error": {"type": "x", "message": echo, "details": echo, "extra_info": {}},
+            "node_errors": {"image_scale_1": {"errors": [{"type": "value_not_in_list", "message": echo,
+                "details": echo, "extra_info": {"input_name": "width"}}], "dependent_outputs": [], "class_type": "ImageScale"}}
+        })),
+        ..Scenario::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let url = fake.url.replace("http://", "http://alice:S3cretPw9@");
+    let out = send_to(&url, dir.path())
+        .args(["--header", "X-Token: tok_ABCDEF123456", "--json", "-v"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    for secret in [token.as_str(), "tok_ABCDEF123456", "S3cretPw9"] {
+        assert!(!all.contains(secret), "{secret} leaked: {all}");
+    }
+    assert!(
+        !stderr(&out).contains('\u{1b}') && !stderr(&out).contains('\u{7}'),
+        "{all}"
+    );
+    assert!(stderr(&out).contains("(redacted)"), "{all}");
+}
+
+/// Two outputs of one prompt with the same name (SaveImage nodes with prefixes `a/img` and
+/// `b/img`) are both kept, with --overwrite too.
+#[test]
+fn two_outputs_with_one_name_are_both_kept_even_with_overwrite() {
+    let fake = FakeComfy::start(Scenario {
+        outputs: Some(vec![
+            FakeFile::new("img_00001_.png", fake_png(4000)),
+            FakeFile {
+                subfolder: "b".into(),
+                ..FakeFile::new("img_00001_.png", fake_png(73))
+            },
+        ]),
+        ..Scenario::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = send(&fake, dir.path())
+        .args(["--overwrite", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = stdout_json(&out);
+    let paths: Vec<&str> = v["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths.len(), 2);
+    assert_ne!(paths[0], paths[1]);
+    assert_eq!(files_in(dir.path()).len(), 2);
+}

@@ -107,15 +107,24 @@ impl Journal {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
         }
-        let mut file = std::fs::OpenOptions::new()
+        // A torn last line (never a whole record) is cut off, so the next record starts clean.
+        if let Ok(b) = std::fs::read(path) {
+            if !b.is_empty() && !b.ends_with(b"\n") {
+                let keep = b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .and_then(|f| f.set_len(keep as u64))
+                    .map_err(|e| {
+                        Error::io(format!("repairing the batch journal {}", path.display()), e)
+                    })?;
+            }
+        }
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .map_err(|e| Error::io(format!("opening the batch journal {}", path.display()), e))?;
-        // A torn last line gets its own line end, so the next record starts clean.
-        if std::fs::read(path).is_ok_and(|b| !b.is_empty() && !b.ends_with(b"\n")) {
-            let _ = file.write_all(b"\n");
-        }
         Ok((
             Journal {
                 path: path.to_path_buf(),

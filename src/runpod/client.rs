@@ -148,7 +148,7 @@ impl Client {
         let retry_after = net::retry_after_of(&resp);
         let body = net::read_capped(
             resp,
-            net::DEFAULT_JSON_LIMIT,
+            net::RUNPOD_STATUS_LIMIT,
             &what,
             self.shown(),
             &self.endpoint.secrets,
