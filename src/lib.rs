@@ -24,6 +24,7 @@ pub mod error;
 pub mod inject;
 pub mod job;
 pub mod load;
+pub mod manifest;
 pub mod media;
 pub mod net;
 pub mod normalize;
