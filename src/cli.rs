@@ -179,6 +179,9 @@ pub struct SendArgs {
     // ---- common ----
     #[command(flatten)]
     pub out: OutputArgs,
+    /// Do not write the manifest `comfyctl-<job id>.json` beside the outputs.
+    #[arg(long)]
+    pub no_manifest: bool,
     /// Give up (and cancel the remote job) after this long, e.g. 90s, 10m, 1h; 0 or `none`
     /// for no limit.
     #[arg(long, value_parser = parse_timeout, default_value = "30m", value_name = "DURATION")]

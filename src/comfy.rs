@@ -53,6 +53,8 @@ pub struct ComfyTarget {
     verbose: bool,
     /// The flags `status` needs to reach this server again (for printed commands).
     refetch_dir: String,
+    /// Upload name → the name the server gave it, for every image uploaded (for the manifest).
+    uploaded: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl ComfyTarget {
@@ -71,6 +73,7 @@ impl ComfyTarget {
             object_info,
             verbose: verbose >= 1,
             refetch_dir: crate::redacted::shell_quote(&out_dir.display().to_string()),
+            uploaded: Default::default(),
         })
     }
 
@@ -213,6 +216,9 @@ impl Target for ComfyTarget {
             }
         };
         let names = uploaded?;
+        if let Ok(mut u) = self.uploaded.lock() {
+            u.extend(names.clone());
+        }
         if !job.plan.images.is_empty() {
             r.timings.upload_s = Some(secs(t0.elapsed()));
         }
@@ -516,6 +522,97 @@ impl Target for ComfyTarget {
     fn refetch_command(&self, id: &str) -> String {
         self.status_command(id, true)
     }
+
+    /// Version, device and cache mode from `/system_stats`; the schema of the classes the job
+    /// uses from `GET /object_info/{class}` (a few concurrently, never the whole `/object_info`);
+    /// the server-side names of the uploaded images.
+    async fn facts(&self, job: &Prepared) -> Value {
+        use futures_util::StreamExt;
+        let t = Duration::from_secs(10);
+        let classes: BTreeSet<String> = job
+            .nodes
+            .values()
+            .filter_map(|n| n.get("class_type")?.as_str().map(str::to_string))
+            .collect();
+        let per_class = futures_util::stream::iter(classes.into_iter().map(|c| async move {
+            let v = self
+                .client
+                .get_json(&format!("object_info/{}", encode(&c)), t)
+                .await;
+            (c, v)
+        }))
+        .buffer_unordered(8)
+        .collect::<Vec<_>>();
+        let (stats, per_class) = tokio::join!(self.client.get_json("system_stats", t), per_class);
+        let mut schema = Map::new();
+        let mut complete = true;
+        for (c, v) in per_class {
+            match v {
+                Ok(v) => {
+                    let entry = v
+                        .get(&c)
+                        .map(|e| e.get("input").cloned().unwrap_or_else(|| json!({})))
+                        .unwrap_or(Value::Null);
+                    schema.insert(c, entry);
+                }
+                Err(_) => complete = false,
+            }
+        }
+        schema.sort_keys();
+        let stats = stats.ok();
+        let sys = stats.as_ref().and_then(|s| s.get("system"));
+        let device = stats
+            .as_ref()
+            .and_then(|s| s.pointer("/devices/0"))
+            .map(|d| json!({"name": d.get("name"), "type": d.get("type")}));
+        let names: Map<String, Value> = self
+            .uploaded
+            .lock()
+            .map(|u| {
+                u.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({
+            "comfyui_version": sys.and_then(|s| s.get("comfyui_version")),
+            "python_version": sys.and_then(|s| s.get("python_version")),
+            "pytorch_version": sys.and_then(|s| s.get("pytorch_version")),
+            "device": device,
+            "cache": stats.as_ref().map(cache_mode),
+            "node_schema": if complete { Value::Object(schema) } else { Value::Null },
+            "image_names": names,
+        })
+    }
+}
+
+/// ComfyUI's cache mode from `/system_stats` argv: `classic` (the default), `lru N`, `ram`,
+/// `none`.
+fn cache_mode(stats: &Value) -> String {
+    let argv: Vec<&str> = stats
+        .pointer("/system/argv")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for (i, a) in argv.iter().enumerate() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) => (f, Some(v)),
+            None => (*a, None),
+        };
+        let mode = match flag {
+            "--cache-lru" => "lru",
+            "--cache-ram" => "ram",
+            "--cache-none" => "none",
+            "--cache-classic" => "classic",
+            _ => continue,
+        };
+        let arg = inline.or_else(|| argv.get(i + 1).copied().filter(|n| !n.starts_with("--")));
+        return match (mode, arg) {
+            ("lru" | "ram", Some(n)) => format!("{mode} {n}"),
+            _ => mode.to_string(),
+        };
+    }
+    "classic".into()
 }
 
 impl ComfyTarget {

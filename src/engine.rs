@@ -159,6 +159,13 @@ pub trait Target {
 
     /// The command that saves a finished job's outputs later, as it can be pasted.
     fn refetch_command(&self, id: &str) -> String;
+
+    /// What the target says about itself, for the manifest (ComfyUI: version, device, cache
+    /// mode, the schema of the classes `job` uses, the server-side image names; RunPod: the
+    /// endpoint). Best effort and cheap: never an error, `null` when nothing is known.
+    async fn facts(&self, _job: &Prepared) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }
 
 /// How one job runs.
@@ -167,6 +174,8 @@ pub struct JobOptions {
     pub preflight: Preflight,
     pub allow_empty: bool,
     pub client_id: String,
+    /// Write a manifest beside the outputs after a successful run ([`crate::manifest`]).
+    pub manifest: bool,
 }
 
 /// Runs one prepared job on `target` and saves its outputs in `out`. Returns the result, or the
@@ -194,6 +203,17 @@ pub async fn run_job<T: Target>(
     match outcome {
         Ok(Ok(())) => {
             r.status = "completed".into();
+            if opts.manifest {
+                let facts = target.facts(job).await;
+                match crate::manifest::write(out.path(), &crate::manifest::build(job, &r, &facts)) {
+                    Ok(p) => r.manifest = Some(p),
+                    Err(e) => {
+                        let w = format!("no manifest written: {e}");
+                        events.emit(Event::Warn(w.clone()));
+                        r.warnings.push(w);
+                    }
+                }
+            }
             Ok(r)
         }
         Ok(Err(e)) => Err(r.fail(e)),

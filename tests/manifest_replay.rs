@@ -1,0 +1,289 @@
+//! Manifests written by `send` and `comfyctl replay`, running the real binary against the
+//! in-process fakes (tests/common). Everything talks to 127.0.0.1 only.
+
+#[path = "common/fake_comfy.rs"]
+mod fake_comfy;
+#[path = "common/fake_runpod.rs"]
+mod fake_runpod;
+
+use assert_cmd::Command;
+use base64::Engine as _;
+use comfyctl::manifest::{sha256_hex, structural_hash};
+use fake_comfy::{FakeComfy, Scenario};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn object_info() -> String {
+    std::fs::read_to_string(repo("tests/fixtures/object_info_smoke.json")).unwrap()
+}
+
+fn fake() -> FakeComfy {
+    FakeComfy::start(Scenario {
+        object_info: Some(object_info()),
+        ..Scenario::default()
+    })
+}
+
+fn comfyctl() -> Command {
+    let mut c = Command::cargo_bin("comfyctl").unwrap();
+    c.env_remove("COMFY_URL")
+        .env_remove("COMFY_CLIENT_ID")
+        .env_remove("RUNPOD_URL")
+        .env_remove("RUNPOD_ENDPOINT_ID")
+        .env_remove("RUNPOD_API_KEY")
+        .timeout(Duration::from_secs(60));
+    c
+}
+
+/// `send` of the smoke workflow with `image` to the fake ComfyUI.
+fn send(fake: &FakeComfy, image: &Path, out: &Path) -> Command {
+    let mut c = comfyctl();
+    c.arg("send")
+        .arg(repo("workflows/cpu_smoke_webp.json"))
+        .arg("--image")
+        .arg(image)
+        .arg("--url")
+        .arg(&fake.url)
+        .arg("-o")
+        .arg(out)
+        .arg("--no-preflight");
+    c
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(mut c: Command) -> Run {
+    let o = c.output().unwrap();
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn json_of(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("stdout not JSON ({e}):\n{}\n{}", r.stdout, r.stderr))
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// The node maps of every `POST /prompt` the fake received, in order.
+fn prompts(fake: &FakeComfy) -> Vec<Value> {
+    fake.log()
+        .iter()
+        .filter_map(|l| l.strip_prefix("prompt-body "))
+        .map(|b| serde_json::from_str::<Value>(b).unwrap()["prompt"].clone())
+        .collect()
+}
+
+fn manifests_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.starts_with("comfyctl-") && n.ends_with(".json"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn send_writes_a_manifest_with_every_field() {
+    let fake = fake();
+    let d = tempfile::tempdir().unwrap();
+    let img = repo("workflows/example.png");
+    let mut c = send(&fake, &img, d.path());
+    c.args(["--set", "2.width=96", "--json"]);
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json_of(&r);
+    let path = PathBuf::from(v["manifest"].as_str().expect("manifest path in --json"));
+    let job_id = v["job_id"].as_str().unwrap();
+    assert_eq!(
+        path.file_name().unwrap().to_str().unwrap(),
+        format!("comfyctl-{job_id}.json")
+    );
+    assert_eq!(path.parent().unwrap(), d.path());
+    let m = read_json(&path);
+
+    assert_eq!(m["manifest_version"], 1);
+    assert_eq!(m["comfyctl_version"], env!("CARGO_PKG_VERSION"));
+    let created = m["created"].as_str().unwrap();
+    assert!(
+        humantime::parse_rfc3339(created).is_ok() && created.ends_with('Z'),
+        "{created}"
+    );
+    assert_eq!(m["target"]["kind"], "comfyui");
+    assert_eq!(m["target"]["url"], fake.url.trim_end_matches('/'));
+    assert_eq!(m["client_id"], "runpod-worker-stable-client");
+    assert_eq!(m["job_id"], job_id);
+
+    // The workflow exactly as the server received it, and its structural hash.
+    let sent = prompts(&fake);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(m["workflow"], sent[0]);
+    assert_eq!(m["workflow_sha256"], structural_hash(&sent[0]));
+    let uploaded = fake.uploaded_names();
+    let load = m["workflow"]
+        .as_object()
+        .unwrap()
+        .values()
+        .find(|n| n["class_type"] == "LoadImage")
+        .unwrap();
+    assert_eq!(load["inputs"]["image"], uploaded[0]);
+
+    // What was injected.
+    let inj = &m["injected"];
+    let image = &inj["images"][0];
+    assert_eq!(
+        image["path"],
+        std::fs::canonicalize(&img).unwrap().to_str().unwrap()
+    );
+    assert_eq!(image["sha256"], sha256_hex(&std::fs::read(&img).unwrap()));
+    assert_eq!(image["server_name"], uploaded[0]);
+    assert_eq!(
+        m["workflow"][image["node"].as_str().unwrap()]["class_type"],
+        "LoadImage"
+    );
+    assert_eq!(
+        inj["sets"],
+        json!([{"node": "2", "input": "width", "value": 96}])
+    );
+    assert!(inj["prompt"].is_null() && inj["negative"].is_null() && inj["seed"].is_null());
+
+    // What the server said about itself.
+    let s = &m["server"];
+    assert_eq!(s["comfyui_version"], "0.3.64");
+    assert_eq!(s["device"]["name"], "cpu");
+    assert_eq!(s["cache"], "classic");
+    let schema = s["node_schema"].as_object().unwrap();
+    let mut classes: Vec<&str> = schema.keys().map(String::as_str).collect();
+    classes.sort();
+    assert_eq!(
+        classes,
+        [
+            "ImageBatch",
+            "ImageInvert",
+            "ImageScale",
+            "LoadImage",
+            "SaveAnimatedWEBP"
+        ]
+    );
+    let full: Value = serde_json::from_str(&object_info()).unwrap();
+    assert_eq!(schema["ImageScale"], full["ImageScale"]["input"]);
+    assert_eq!(s["node_schema_sha256"], structural_hash(&s["node_schema"]));
+    // Only per-class schema requests, never the whole /object_info.
+    assert!(!fake.log().iter().any(|l| l == "GET /object_info"));
+    assert!(fake
+        .log()
+        .iter()
+        .any(|l| l == "GET /object_info/ImageScale"));
+
+    // Nodes, timings, outputs.
+    assert_eq!(m["nodes"]["executed"], v["nodes"]["executed"]);
+    assert!(m["nodes"]["executed"].as_u64().unwrap() > 0);
+    assert_eq!(m["timings"]["total_s"], v["timings"]["total_s"]);
+    let outs = m["outputs"].as_array().unwrap();
+    assert_eq!(outs.len(), v["outputs"].as_array().unwrap().len());
+    assert!(!outs.is_empty());
+    for o in outs {
+        let bytes = std::fs::read(o["path"].as_str().unwrap()).unwrap();
+        assert_eq!(o["sha256"], sha256_hex(&bytes));
+        assert_eq!(o["bytes"], bytes.len());
+        assert_eq!(o["format"], "webp");
+        assert!(o["node"].is_string());
+    }
+}
+
+#[test]
+fn no_manifest_writes_none() {
+    let fake = fake();
+    let d = tempfile::tempdir().unwrap();
+    let mut c = send(&fake, &repo("workflows/example.png"), d.path());
+    c.args(["--no-manifest", "--json"]);
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json_of(&r);
+    assert!(v.as_object().unwrap().contains_key("manifest"));
+    assert!(v["manifest"].is_null());
+    assert!(manifests_in(d.path()).is_empty());
+    assert!(!fake.log().iter().any(|l| l.starts_with("GET /object_info")));
+}
+
+#[test]
+fn runpod_manifest_never_overwrites_an_existing_one() {
+    use fake_runpod::{FakeRunpod, Outcome, Script};
+    let webp = std::fs::read(repo("tests/fixtures/runpod_output.webp")).unwrap();
+    let data = base64::engine::general_purpose::STANDARD.encode(&webp);
+    let script = || {
+        Script {
+        outcome: Outcome::Completed(Arc::new(
+            json!({"images": [{"filename": "ComfyUI_00001_.webp", "type": "base64", "data": data}]})
+                .to_string(),
+        )),
+        ..Script::default()
+    }
+    };
+    let d = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    // Two fresh fakes number their jobs alike: the same job ID twice into one directory.
+    for _ in 0..2 {
+        let fake = FakeRunpod::start(script());
+        let mut c = comfyctl();
+        c.arg("send")
+            .arg(repo("workflows/cpu_smoke_webp.json"))
+            .arg("--image")
+            .arg(repo("workflows/example.png"))
+            .args([
+                "--runpod-url",
+                &fake.url(),
+                "--poll-interval",
+                "50ms",
+                "--json",
+                "-o",
+            ])
+            .arg(d.path());
+        let r = run(c);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let v = json_of(&r);
+        paths.push((
+            PathBuf::from(v["manifest"].as_str().unwrap()),
+            v["job_id"].as_str().unwrap().to_string(),
+        ));
+    }
+    assert_eq!(paths[0].1, paths[1].1, "the fakes gave the same job ID");
+    assert_ne!(paths[0].0, paths[1].0);
+    let first = read_json(&paths[0].0);
+    let second = read_json(&paths[1].0);
+    assert_eq!(
+        paths[1].0.file_name().unwrap().to_str().unwrap(),
+        format!("comfyctl-{}-1.json", paths[1].1)
+    );
+    assert_eq!(first["job_id"], second["job_id"]);
+    assert_ne!(first["outputs"][0]["path"], second["outputs"][0]["path"]);
+    assert_eq!(first["target"]["kind"], "runpod");
+    assert_eq!(first["server"]["worker_id"], "fake-worker-1");
+    assert!(first["server"]
+        .as_object()
+        .unwrap()
+        .contains_key("endpoint_id"));
+    assert_eq!(
+        first["outputs"][0]["sha256"],
+        sha256_hex(&std::fs::read(first["outputs"][0]["path"].as_str().unwrap()).unwrap())
+    );
+    assert_eq!(manifests_in(d.path()).len(), 2);
+}
