@@ -53,6 +53,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Status(a) => commands::status::run(&a),
         Command::Cancel(a) => commands::cancel::run(&a),
         Command::Diff(a) => commands::diff::run(&a),
+        Command::Replay(a) => commands::replay::run(&a),
     }
 }
 
@@ -64,6 +65,7 @@ pub fn wants_json(cli: &Cli) -> bool {
         Command::Status(a) => a.out.json,
         Command::Cancel(a) => a.json,
         Command::Diff(a) => a.json,
+        Command::Replay(a) => a.out.json,
         _ => false,
     }
 }

@@ -101,6 +101,13 @@ fn manifests_in(dir: &Path) -> Vec<String> {
     v
 }
 
+/// A copy of the example image in `dir`, so a test can change it.
+fn image_copy(dir: &Path) -> PathBuf {
+    let p = dir.join("input.png");
+    std::fs::copy(repo("workflows/example.png"), &p).unwrap();
+    p
+}
+
 #[test]
 fn send_writes_a_manifest_with_every_field() {
     let fake = fake();
@@ -207,6 +214,202 @@ fn send_writes_a_manifest_with_every_field() {
         assert_eq!(o["format"], "webp");
         assert!(o["node"].is_string());
     }
+}
+
+#[test]
+fn replay_resends_the_identical_prompt_and_writes_its_own_manifest() {
+    let fake = fake();
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let r = run(send(&fake, &repo("workflows/example.png"), d1.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m1 = d1.path().join(&manifests_in(d1.path())[0]);
+
+    // No target flag: the recorded server.
+    let mut c = comfyctl();
+    c.arg("replay")
+        .arg(&m1)
+        .arg("-o")
+        .arg(d2.path())
+        .arg("--json");
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let sent = prompts(&fake);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0], sent[1]);
+    assert_eq!(
+        serde_json::to_string(&sent[0]).unwrap(),
+        serde_json::to_string(&sent[1]).unwrap()
+    );
+    let v = json_of(&r);
+    let m2 = read_json(Path::new(v["manifest"].as_str().unwrap()));
+    let m1 = read_json(&m1);
+    assert_eq!(m2["workflow_sha256"], m1["workflow_sha256"]);
+    assert_ne!(m2["job_id"], m1["job_id"]);
+    assert!(!r.stderr.contains("changed since"), "{}", r.stderr);
+
+    // `diff` reads manifests: identical workflows.
+    let mut c = comfyctl();
+    c.arg("diff")
+        .arg(d1.path().join(&manifests_in(d1.path())[0]))
+        .arg(Path::new(v["manifest"].as_str().unwrap()));
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn replay_with_a_new_seed_changes_only_the_seed() {
+    // A workflow with a seed input (the fake runs any class).
+    let d = tempfile::tempdir().unwrap();
+    let mut w: Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("workflows/cpu_smoke_webp.json")).unwrap(),
+    )
+    .unwrap();
+    w["9"] = json!({"class_type": "RandomNoise", "inputs": {"noise_seed": 5}});
+    w["10"] = json!({"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x", "seed": 7}});
+    let wf = d.path().join("seeded.json");
+    std::fs::write(&wf, w.to_string()).unwrap();
+    let fake = FakeComfy::start(Scenario::default());
+    let (d1, d2) = (d.path().join("a"), d.path().join("b"));
+    let mut c = comfyctl();
+    c.arg("send")
+        .arg(&wf)
+        .arg("--image")
+        .arg(repo("workflows/example.png"))
+        .args(["--url", &fake.url, "--no-preflight", "--seed", "42", "-o"])
+        .arg(&d1);
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m1 = d1.join(&manifests_in(&d1)[0]);
+    assert_eq!(read_json(&m1)["injected"]["seed"], 42);
+
+    let mut c = comfyctl();
+    c.arg("replay")
+        .arg(&m1)
+        .args(["--seed", "43", "-o"])
+        .arg(&d2);
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m2 = d2.join(&manifests_in(&d2)[0]);
+    assert_eq!(read_json(&m2)["injected"]["seed"], 43);
+    let mut c = comfyctl();
+    c.args(["diff", "--json"]).arg(&m1).arg(&m2);
+    let r = run(c);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("42") && r.stdout.contains("43"),
+        "{}",
+        r.stdout
+    );
+    let sent = prompts(&fake);
+    let seeds = |p: &Value| {
+        let mut v: Vec<Value> = p
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|n| {
+                n["inputs"]
+                    .get("seed")
+                    .or(n["inputs"].get("noise_seed"))
+                    .cloned()
+            })
+            .collect();
+        v.sort_by_key(|x| x.to_string());
+        v
+    };
+    assert_eq!(seeds(&sent[0]), [json!(42), json!(42)]);
+    assert_eq!(seeds(&sent[1]), [json!(43), json!(43)]);
+}
+
+#[test]
+fn replay_refuses_a_changed_or_missing_image_before_sending() {
+    let fake = fake();
+    let d = tempfile::tempdir().unwrap();
+    let img = image_copy(d.path());
+    let out = d.path().join("out");
+    let r = run(send(&fake, &img, &out));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = out.join(&manifests_in(&out)[0]);
+    let posts = |f: &FakeComfy| f.log().iter().filter(|l| *l == "POST /prompt").count();
+    assert_eq!(posts(&fake), 1);
+
+    let mut bytes = std::fs::read(&img).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&img, &bytes).unwrap();
+    let mut c = comfyctl();
+    c.arg("replay")
+        .arg(&m)
+        .arg("-o")
+        .arg(d.path().join("again"));
+    let r = run(c);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("input.png") && r.stderr.contains("changed"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(posts(&fake), 1);
+
+    std::fs::remove_file(&img).unwrap();
+    let mut c = comfyctl();
+    c.arg("replay")
+        .arg(&m)
+        .arg("-o")
+        .arg(d.path().join("again"));
+    let r = run(c);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("input.png") && r.stderr.contains("cannot be read"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(posts(&fake), 1);
+    assert!(!d.path().join("again").exists());
+}
+
+#[test]
+fn replay_reports_node_schema_drift_and_strict_drift_refuses() {
+    let fake = fake();
+    let d = tempfile::tempdir().unwrap();
+    let r = run(send(&fake, &repo("workflows/example.png"), d.path()));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = d.path().join(&manifests_in(d.path())[0]);
+
+    let mut oi: Value = serde_json::from_str(&object_info()).unwrap();
+    oi.as_object_mut().unwrap().remove("ImageInvert");
+    oi["ImageScale"]["input"]["required"]["upscale_method"][0] =
+        json!(["nearest-exact", "bilinear", "lanczos3"]);
+    oi["ImageScale"]["input"]["required"]["width"][0] = json!("FLOAT");
+    oi["ImageScale"]["input"]["optional"] = json!({"antialias": ["BOOLEAN", {}]});
+    fake.set(|s| s.object_info = Some(oi.to_string()));
+
+    let mut c = comfyctl();
+    c.arg("replay")
+        .arg(&m)
+        .arg("--strict-drift")
+        .arg("-o")
+        .arg(d.path().join("x"));
+    let r = run(c);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--strict-drift"), "{}", r.stderr);
+    assert_eq!(prompts(&fake).len(), 1, "nothing sent with --strict-drift");
+
+    let mut c = comfyctl();
+    c.arg("replay").arg(&m).arg("-o").arg(d.path().join("y"));
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for want in [
+        "the server changed since the manifest was written",
+        "class ImageInvert: no longer on the server",
+        "ImageScale.upscale_method: values no longer allowed: 'area', 'bicubic', 'lanczos'",
+        "ImageScale.upscale_method: new allowed values: 'lanczos3'",
+        "ImageScale.width: type INT then, FLOAT now",
+        "ImageScale.antialias: new input (BOOLEAN)",
+    ] {
+        assert!(r.stderr.contains(want), "{want} not in:\n{}", r.stderr);
+    }
+    assert_eq!(prompts(&fake).len(), 2);
 }
 
 #[test]
