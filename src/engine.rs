@@ -204,7 +204,11 @@ pub async fn run_job<T: Target>(
         Ok(Ok(())) => {
             r.status = "completed".into();
             if opts.manifest {
-                let facts = target.facts(job).await;
+                // Best effort, and never holding up a Ctrl-C: the job itself is done.
+                let facts = tokio::select! {
+                    f = target.facts(job) => f,
+                    _ = cancel.cancelled() => serde_json::Value::Null,
+                };
                 match crate::manifest::write(out.path(), &crate::manifest::build(job, &r, &facts)) {
                     Ok(p) => r.manifest = Some(p),
                     Err(e) => {

@@ -155,8 +155,10 @@ pub fn build(job: &Prepared, r: &JobResult, facts: &Value) -> Value {
         }
         _ => Map::new(),
     };
-    if let Some(s) = server.get("node_schema").cloned() {
+    if let Some(s) = server.get("node_schema").filter(|s| s.is_object()).cloned() {
         server.insert("node_schema_sha256".into(), structural_hash(&s).into());
+    } else if server.contains_key("node_schema") {
+        server.insert("node_schema_sha256".into(), Value::Null);
     }
     if r.target.kind == "runpod" {
         server.insert("endpoint_id".into(), json!(r.target.endpoint));

@@ -428,6 +428,24 @@ fn no_manifest_writes_none() {
 }
 
 #[test]
+fn a_server_without_per_class_schema_records_no_fingerprint() {
+    let fake = FakeComfy::start(Scenario::default());
+    let d = tempfile::tempdir().unwrap();
+    let mut c = send(&fake, &repo("workflows/example.png"), d.path());
+    c.arg("--json");
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = read_json(Path::new(json_of(&r)["manifest"].as_str().unwrap()));
+    assert!(m["server"]["node_schema"].is_null(), "{}", m["server"]);
+    assert!(
+        m["server"]["node_schema_sha256"].is_null(),
+        "{}",
+        m["server"]
+    );
+    assert_eq!(m["server"]["comfyui_version"], "0.3.64");
+}
+
+#[test]
 fn runpod_manifest_never_overwrites_an_existing_one() {
     use fake_runpod::{FakeRunpod, Outcome, Script};
     let webp = std::fs::read(repo("tests/fixtures/runpod_output.webp")).unwrap();
