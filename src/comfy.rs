@@ -545,7 +545,7 @@ impl Target for ComfyTarget {
         .collect::<Vec<_>>();
         let (stats, per_class) = tokio::join!(self.client.get_json("system_stats", t), per_class);
         let mut schema = Map::new();
-        let mut complete = true;
+        let mut unavailable = Vec::new();
         for (c, v) in per_class {
             match v {
                 Ok(v) => {
@@ -555,10 +555,13 @@ impl Target for ComfyTarget {
                         .unwrap_or(Value::Null);
                     schema.insert(c, entry);
                 }
-                Err(_) => complete = false,
+                // A proxy that hides the route, a class name the server cannot route: unknown,
+                // which is not the same as absent.
+                Err(_) => unavailable.push(c),
             }
         }
         schema.sort_keys();
+        unavailable.sort();
         let stats = stats.ok();
         let sys = stats.as_ref().and_then(|s| s.get("system"));
         let device = stats
@@ -580,7 +583,8 @@ impl Target for ComfyTarget {
             "pytorch_version": sys.and_then(|s| s.get("pytorch_version")),
             "device": device,
             "cache": stats.as_ref().map(cache_mode),
-            "node_schema": if complete { Value::Object(schema) } else { Value::Null },
+            "node_schema": if schema.is_empty() { Value::Null } else { Value::Object(schema) },
+            "node_schema_unavailable": unavailable,
             "image_names": names,
         })
     }

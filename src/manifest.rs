@@ -138,7 +138,7 @@ pub fn build(job: &Prepared, r: &JobResult, facts: &Value) -> Value {
         .iter()
         .map(|o| {
             json!({
-                "path": o.path,
+                "path": std::fs::canonicalize(&o.path).unwrap_or_else(|_| o.path.clone()),
                 "bytes": o.bytes,
                 "sha256": sha256_file(&o.path).ok(),
                 "format": o.format,
@@ -338,7 +338,8 @@ pub fn drift(old: &Value, new: &Value) -> Vec<String> {
         return out;
     }
     for (class, was) in a {
-        let now = b.get(class).unwrap_or(&Value::Null);
+        // Absent (the server did not answer for it) is unknown, not removed.
+        let Some(now) = b.get(class) else { continue };
         match (was.is_null(), now.is_null()) {
             (false, true) => out.push(format!("class {class}: no longer on the server")),
             (true, false) => out.push(format!("class {class}: now on the server (missing then)")),
@@ -433,6 +434,11 @@ mod tests {
             "KSampler": {"required": {"steps": ["FLOAT", {}], "sampler_name": [["euler", "lcm"], {}], "cfg": ["FLOAT", {}]}},
             "Gone": null,
             "Later": {"required": {}}}});
+        let unknown = json!({"comfyui_version": "0.3.64", "node_schema": {"Gone": null}});
+        assert_eq!(
+            drift(&old, &unknown),
+            ["class Gone: no longer on the server"]
+        );
         let d = drift(&old, &new).join("\n");
         for want in [
             "comfyui_version: \"0.3.64\" then, \"0.3.65\" now",
