@@ -258,6 +258,50 @@ fn replay_resends_the_identical_prompt_and_writes_its_own_manifest() {
 }
 
 #[test]
+fn replay_goes_to_another_server_when_told_and_the_environment_does_not_redirect_it() {
+    let (a, b) = (fake(), fake());
+    let d = tempfile::tempdir().unwrap();
+    let r = run(send(
+        &a,
+        &repo("workflows/example.png"),
+        &d.path().join("1"),
+    ));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let m = d
+        .path()
+        .join("1")
+        .join(&manifests_in(&d.path().join("1"))[0]);
+
+    // COMFY_URL names b, but the manifest recorded a: a gets the replay.
+    let mut c = comfyctl();
+    c.env("COMFY_URL", &b.url)
+        .arg("replay")
+        .arg(&m)
+        .arg("-o")
+        .arg(d.path().join("2"));
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!((prompts(&a).len(), prompts(&b).len()), (2, 0));
+
+    // --url sends it to b, with the image uploaded there first.
+    let mut c = comfyctl();
+    c.arg("replay")
+        .arg(&m)
+        .args(["--url", &b.url, "--json", "-o"])
+        .arg(d.path().join("3"));
+    let r = run(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = json_of(&r);
+    assert_eq!(v["status"], "completed");
+    assert_eq!(v["target"]["url"], b.url.trim_end_matches('/'));
+    assert_eq!(prompts(&b), [prompts(&a)[0].clone()]);
+    assert_eq!(b.uploaded_names(), a.uploaded_names());
+    let m3 = read_json(Path::new(v["manifest"].as_str().unwrap()));
+    assert_eq!(m3["target"]["url"], b.url.trim_end_matches('/'));
+    assert_eq!(m3["workflow_sha256"], read_json(&m)["workflow_sha256"]);
+}
+
+#[test]
 fn replay_with_a_new_seed_changes_only_the_seed() {
     // A workflow with a seed input (the fake runs any class).
     let d = tempfile::tempdir().unwrap();
