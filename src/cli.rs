@@ -29,6 +29,8 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Send a workflow to a ComfyUI server (default) or a RunPod endpoint, and save its outputs.
     Send(Box<SendArgs>),
+    /// Run many jobs from a JSON Lines or CSV file, resumably, on RunPod or several ComfyUI servers.
+    Batch(Box<BatchArgs>),
     /// Show (and optionally save the outputs of) a RunPod job.
     Status(StatusArgs),
     /// Cancel a RunPod job.
@@ -279,6 +281,83 @@ pub struct OutputArgs {
     /// More detail (-v, -vv).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    /// The job file: JSON Lines (one object per line) or CSV with a header row; `-` for standard
+    /// input. Fields: id, workflow, image, images, prompt, negative, seed, random_seed, set, out.
+    pub jobs: PathBuf,
+    /// A ComfyUI server (repeatable: jobs are spread over all of them) [env: COMFY_URL].
+    #[arg(long = "url", value_name = "URL")]
+    pub urls: Vec<String>,
+    /// Extra HTTP header for every ComfyUI server, `Name: value` (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    #[command(flatten)]
+    pub runpod: RunpodTarget,
+    /// Jobs in flight: on RunPod in all (default 4), on ComfyUI per server (default 2: one
+    /// running, one queued).
+    #[arg(short = 'j', long = "parallel", value_name = "N")]
+    pub parallel: Option<usize>,
+    /// The journal (default: JOBS.state.jsonl beside the job file). Re-running with the same
+    /// journal skips finished jobs and re-attaches to submitted ones.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// Run jobs the journal records as failed again.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Submit again jobs whose RunPod submit may have happened but whose job ID was never
+    /// recorded (otherwise they are held, so as not to pay twice).
+    #[arg(long)]
+    pub resubmit_unknown: bool,
+    /// Check every line and print the plan (job, target, model group), then stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write a self-contained HTML gallery of the batch (outputs, prompts, errors) here.
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
+    /// Workflow for lines without a `workflow` field.
+    #[arg(long, value_name = "FILE")]
+    pub workflow: Option<PathBuf>,
+    /// Default input image for lines without `image`/`images` (as `send --image`).
+    #[arg(long = "image", value_name = "[NODE=]PATH")]
+    pub images: Vec<String>,
+    /// Default positive prompt for lines without `prompt`.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Default negative prompt for lines without `negative`.
+    #[arg(long)]
+    pub negative: Option<String>,
+    /// Default seed for lines without `seed`.
+    #[arg(long, value_name = "N", conflicts_with = "random_seed")]
+    pub seed: Option<u64>,
+    /// A fresh random seed for lines without `seed`.
+    #[arg(long)]
+    pub random_seed: bool,
+    /// `NODE.INPUT=VALUE` for every line (a line's own `set` wins).
+    #[arg(long = "set", value_name = "NODE.INPUT=VALUE")]
+    pub sets: Vec<String>,
+    /// Client ID [env: COMFY_CLIENT_ID; default runpod-worker-stable-client].
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// Name table overrides, as for `normalize --names`.
+    #[arg(long, value_name = "FILE")]
+    pub names: Option<PathBuf>,
+    /// Check every job against this saved /object_info before sending.
+    #[arg(long, value_name = "FILE")]
+    pub object_info: Option<PathBuf>,
+    /// RunPod: use /runsync instead of /run + polling.
+    #[arg(long)]
+    pub sync: bool,
+    /// RunPod execution timeout per job (policy.executionTimeout).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub execution_timeout: Option<Duration>,
+    /// RunPod job time-to-live (policy.ttl).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub ttl: Option<Duration>,
+    #[command(flatten)]
+    pub out: OutputArgs,
 }
 
 #[derive(Debug, Args)]

@@ -53,7 +53,10 @@ pub struct ComfyTarget {
     verbose: bool,
     /// The flags `status` needs to reach this server again (for printed commands).
     refetch_dir: String,
-    /// Upload name → the name the server gave it, for every image uploaded (for the manifest).
+    /// Follow prompts on the websocket (else by polling `/history` alone: many prompts of one
+    /// run at once under one client ID would steal each other's events).
+    websocket: bool,
+    /// Images already uploaded by this run (content name → server name): each once.
     uploaded: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
@@ -73,8 +76,15 @@ impl ComfyTarget {
             object_info,
             verbose: verbose >= 1,
             refetch_dir: crate::redacted::shell_quote(&out_dir.display().to_string()),
-            uploaded: Default::default(),
+            websocket: true,
+            uploaded: std::sync::Mutex::new(BTreeMap::new()),
         })
+    }
+
+    /// Follows prompts by polling `/history` only (for runs with many prompts at once).
+    pub fn without_websocket(mut self) -> Self {
+        self.websocket = false;
+        self
     }
 
     pub fn client(&self) -> &Client {
@@ -174,9 +184,16 @@ impl Target for ComfyTarget {
         let t0 = Instant::now();
         // Reachability (and the server's argv, for the cache hint), the websocket and the
         // uploads at once. The socket must be open before queueing, or the first events are lost.
+        let socket = async {
+            if self.websocket {
+                ws::connect(&self.client, &self.client_id, Duration::from_secs(5)).await
+            } else {
+                Err("not used: this run follows its prompts by polling /history".to_string())
+            }
+        };
         let (stats, socket, uploaded) = tokio::join!(
             self.client.get_json("system_stats", CONTROL_TIMEOUT),
-            ws::connect(&self.client, &self.client_id, Duration::from_secs(5)),
+            socket,
             self.upload(job, ev),
         );
         let stats = match stats {
@@ -204,6 +221,7 @@ impl Target for ComfyTarget {
         }
         let ws = match socket {
             Ok(rx) => Some(rx),
+            Err(_) if !self.websocket => None,
             Err(e) => {
                 ev.emit(Event::Note(
                     0,
@@ -216,9 +234,6 @@ impl Target for ComfyTarget {
             }
         };
         let names = uploaded?;
-        if let Ok(mut u) = self.uploaded.lock() {
-            u.extend(names.clone());
-        }
         if !job.plan.images.is_empty() {
             r.timings.upload_s = Some(secs(t0.elapsed()));
         }
@@ -258,7 +273,7 @@ impl Target for ComfyTarget {
         if !in_history {
             let q = self.client.get_json("queue", CONTROL_TIMEOUT).await?;
             if history::queue_state(&q, id) == QueueState::Absent {
-                return Err(Error::Failed(format!(
+                return Err(Error::NotFound(format!(
                     "no prompt {} on {}: not queued, not running and not in /history (the ID is wrong, the server restarted, or its history was cleared)",
                     crate::redacted::escape_controls(id),
                     self.client.target()
@@ -727,7 +742,11 @@ impl ComfyTarget {
                 human_bytes(DEFAULT_BODY_LIMIT)
             )));
         }
-        // From here on a cancel must look for this prompt on the server.
+        // From here on a cancel must look for this prompt on the server, and a journal must
+        // know it before the server does.
+        ev.journal(crate::engine::Step::Submitting {
+            remote: Some(our_id.clone()),
+        })?;
         r.job_id = Some(our_id.clone());
         let what = "POST /prompt";
         let resp = self
@@ -787,6 +806,7 @@ impl ComfyTarget {
             ));
         }
         r.job_id = Some(id.clone());
+        ev.journal(crate::engine::Step::Accepted { remote: id.clone() })?;
         if let Some(ne) = v
             .get("node_errors")
             .filter(|n| n.as_object().is_some_and(|m| !m.is_empty()))
@@ -808,6 +828,15 @@ impl ComfyTarget {
         let mut names = BTreeMap::new();
         for img in &job.plan.images {
             if names.contains_key(&img.upload_name) {
+                continue;
+            }
+            if let Some(n) = self
+                .uploaded
+                .lock()
+                .expect("not poisoned")
+                .get(&img.upload_name)
+            {
+                names.insert(img.upload_name.clone(), n.clone());
                 continue;
             }
             let size = img.bytes.len() as u64;
@@ -880,6 +909,10 @@ impl ComfyTarget {
                     crate::redacted::escape_controls(&server_name)
                 ),
             ));
+            self.uploaded
+                .lock()
+                .expect("not poisoned")
+                .insert(img.upload_name.clone(), server_name.clone());
             names.insert(img.upload_name.clone(), server_name);
         }
         Ok(names)
@@ -934,7 +967,14 @@ impl ComfyTarget {
             Ws(Option<WsEvent>),
             Poll,
         }
-        let mut backoff = Duration::from_millis(250);
+        // Without a socket (a batch), /history is the only signal: ask soon, then back off
+        // gently (x1.5 up to 1 s); with one, polling is only the backstop.
+        let (start, grow, cap) = if ws_rx.is_some() {
+            (Duration::from_millis(250), 2.0, Duration::from_secs(2))
+        } else {
+            (Duration::from_millis(50), 1.5, Duration::from_secs(1))
+        };
+        let mut backoff = start;
         let mut next_poll = tokio::time::Instant::now() + backoff;
         let mut poller = Poller::default();
         loop {
@@ -998,7 +1038,7 @@ impl ComfyTarget {
                     backoff = if ws_fresh {
                         Duration::from_secs(5)
                     } else {
-                        (backoff * 2).min(Duration::from_secs(2))
+                        backoff.mul_f64(grow).min(cap)
                     };
                     next_poll = tokio::time::Instant::now() + backoff;
                 }

@@ -44,9 +44,25 @@ pub enum Event {
     Warn(String),
 }
 
+/// A remote step about to happen or just confirmed, for a journal that must hold it first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The request that creates the job is about to go out; `remote` is the ID comfyctl chose
+    /// for it (ComfyUI), or `None` when only the answer will tell (RunPod).
+    Submitting { remote: Option<String> },
+    /// The server confirmed the job under this ID.
+    Accepted { remote: String },
+}
+
 /// Where a target's events go.
 pub trait Events: Sync {
     fn emit(&self, e: Event);
+
+    /// Records a remote step durably *before* the target goes on; an error stops the job
+    /// before the step (nothing is submitted that the journal does not know about).
+    fn journal(&self, _step: Step) -> Result<()> {
+        Ok(())
+    }
 }
 
 impl Events for Reporter {
@@ -243,6 +259,50 @@ pub async fn run_job<T: Target>(
                 Reason::Signal(s) => Error::Interrupted(format!("{s}; {what}")),
             };
             Err(r.fail(e))
+        }
+    }
+}
+
+/// Picks up a job that already exists under `id` (a resumed batch): follows it to its end and
+/// saves its outputs, cancelling it remotely if the run is cancelled.
+pub async fn attach_job<T: Target>(
+    target: &T,
+    id: &str,
+    out: &OutputDir,
+    opts: &JobOptions,
+    cancel: &Cancel,
+    events: &dyn Events,
+) -> Result<JobResult> {
+    let t0 = Instant::now();
+    let mut r = JobResult::new("send", target.info(), "attach");
+    r.client_id = Some(opts.client_id.clone());
+    let outcome = {
+        let flow = async {
+            let remote = target.attach(id, events, &mut r).await?;
+            let fin = target.follow(remote, None, events, &mut r).await?;
+            save_outputs(target, &fin, out, opts.allow_empty, events, &mut r).await
+        };
+        tokio::select! {
+            res = flow => Ok(res),
+            reason = cancel.cancelled() => Err(reason),
+        }
+    };
+    r.timings.total_s = secs(t0.elapsed());
+    match outcome {
+        Ok(Ok(())) => {
+            r.status = "completed".into();
+            Ok(r)
+        }
+        Ok(Err(e)) => Err(r.fail(e)),
+        Err(reason) => {
+            let what = target.cancel(id).await;
+            Err(r.fail(match reason {
+                Reason::Timeout(d) => Error::Timeout(format!(
+                    "--timeout {} ran out; {what}",
+                    humantime::format_duration(d)
+                )),
+                Reason::Signal(s) => Error::Interrupted(format!("{s}; {what}")),
+            }))
         }
     }
 }

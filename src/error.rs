@@ -62,6 +62,10 @@ pub enum Error {
     #[error("{0}")]
     Failed(String),
 
+    /// The server does not know the job or prompt (wrong ID, expired, never arrived).
+    #[error("{0}")]
+    NotFound(String),
+
     /// `--timeout` ran out.
     #[error("{0}")]
     Timeout(String),
@@ -115,7 +119,7 @@ impl Error {
             Error::Load(_) | Error::InvalidWorkflow { .. } | Error::Usage(_) => exit::USAGE,
             Error::Rejected { .. } => exit::USAGE,
             Error::Auth(_) => exit::AUTH,
-            Error::Failed(_) => exit::FAILED,
+            Error::Failed(_) | Error::NotFound(_) => exit::FAILED,
             Error::Timeout(_) => exit::TIMEOUT,
             Error::Interrupted(_) => exit::INTERRUPTED,
             Error::Server(_) => exit::SERVER,
@@ -153,6 +157,7 @@ impl Error {
             Error::Rejected { .. } => "rejected",
             Error::Auth(_) => "auth",
             Error::Failed(_) => "failed",
+            Error::NotFound(_) => "not_found",
             Error::Timeout(_) => "timeout",
             Error::Interrupted(_) => "interrupted",
             Error::Server(_) | Error::Net(_) => "server",

@@ -11,6 +11,7 @@
 //!
 //! `main.rs` only parses arguments, prints errors and maps them to exit codes.
 
+pub mod batch;
 pub mod cancel;
 pub mod cli;
 pub mod comfy;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Convert(a) => commands::convert::run(&a),
         Command::Schema(a) => commands::schema::run(&a),
         Command::Send(a) => commands::send::run(&a),
+        Command::Batch(a) => commands::batch::run(&a),
         Command::Status(a) => commands::status::run(&a),
         Command::Cancel(a) => commands::cancel::run(&a),
         Command::Diff(a) => commands::diff::run(&a),
@@ -62,6 +64,7 @@ pub fn wants_json(cli: &Cli) -> bool {
     match &cli.command {
         Command::Verify(a) => a.json,
         Command::Send(a) => a.out.json,
+        Command::Batch(a) => a.out.json,
         Command::Status(a) => a.out.json,
         Command::Cancel(a) => a.json,
         Command::Diff(a) => a.json,

@@ -261,6 +261,8 @@ impl Target for RunpodTarget {
             "submitting to {}{route}",
             self.client.shown()
         )));
+        // Before the request: a run killed from here on knows a job may exist.
+        ev.journal(crate::engine::Step::Submitting { remote: None })?;
         let reply = self.client.submit(&path, &body, ev).await?;
         self.check_submit(route, &reply)?;
         r.timings.submit_s = Some(secs(t0.elapsed()));
@@ -279,6 +281,7 @@ impl Target for RunpodTarget {
             })?
         };
         r.job_id = Some(id.clone());
+        ev.journal(crate::engine::Step::Accepted { remote: id.clone() })?;
         let shown = crate::redacted::escape_controls(&id);
         if response::is_final(self.parse_job(&reply.body)?.status()) {
             ev.emit(Event::Note(0, format!("job ID: {shown}")));
@@ -514,7 +517,7 @@ impl RunpodTarget {
             404 if known => Err(Error::Failed(format!(
                 "job {id} is gone (HTTP 404 from /status): its result expired (RunPod keeps /run results 30 minutes and /runsync results 1 minute after completion) or its TTL ran out (default 24 h from submission, queue time included; see --ttl)"
             ))),
-            404 => Err(Error::Failed(format!(
+            404 => Err(Error::NotFound(format!(
                 "no job {id} at {} (HTTP 404): the ID is unknown, its result expired (kept 30 minutes after /run, 1 minute after /runsync), its TTL ran out, or the endpoint is wrong ({})",
                 c.shown(),
                 c.excerpt(&reply.body)

@@ -32,6 +32,9 @@ pub struct Client {
     pub endpoint: RunpodEndpoint,
     /// Set after a `GET /status` answered 405: the SDK's local server only takes POST.
     post_status: AtomicBool,
+    /// No request before this instant: one 429 backs off every job that shares this client (a
+    /// batch honours RunPod's rate limit once, not once per job).
+    not_before: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Client {
@@ -51,6 +54,7 @@ impl Client {
             })?,
             endpoint,
             post_status: AtomicBool::new(false),
+            not_before: std::sync::Mutex::new(None),
         })
     }
 
@@ -181,6 +185,10 @@ impl Client {
         };
         let mut retry = Retry::new(kind, window, Instant::now());
         loop {
+            let gate = *self.not_before.lock().expect("not poisoned");
+            if let Some(t) = gate.filter(|t| *t > Instant::now()) {
+                tokio::time::sleep_until(t.into()).await;
+            }
             let outcome = self.once(method.clone(), path, body, patient, ev).await;
             let (attempt, why) = match &outcome {
                 Ok((reply, retry_after)) => {
@@ -235,6 +243,13 @@ impl Client {
                     })
                 }
                 Decision::Retry(wait) => {
+                    if matches!(attempt, Attempt::Answered { status: 429, .. }) {
+                        let until = Instant::now() + wait;
+                        let mut g = self.not_before.lock().expect("not poisoned");
+                        if g.is_none_or(|t| t < until) {
+                            *g = Some(until);
+                        }
+                    }
                     if matches!(attempt, Attempt::Failed(NetKind::Unreachable)) {
                         // Say so at once, not only with -v: a mistyped --runpod-url would
                         // otherwise look like a hang until the window runs out.
