@@ -625,6 +625,7 @@ impl Run<'_> {
             preflight: self.s.preflight,
             allow_empty: self.s.allow_empty,
             client_id: self.s.client_id.clone(),
+            manifest: true,
         };
         let events = JobEvents {
             journal: self.journal,

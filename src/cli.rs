@@ -42,6 +42,9 @@ pub enum Command {
     /// Compare two workflows after normalization: nodes added/removed, values changed, links
     /// rewired. Exit 0 identical, 1 different, 2 bad input.
     Diff(DiffArgs),
+    /// Send the workflow a manifest recorded again (same inputs, checked by SHA-256; same seed
+    /// unless told otherwise), to the recorded target unless another is given.
+    Replay(Box<ReplayArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -181,8 +184,51 @@ pub struct SendArgs {
     // ---- common ----
     #[command(flatten)]
     pub out: OutputArgs,
+    /// Do not write the manifest `comfyctl-<job id>.json` beside the outputs.
+    #[arg(long)]
+    pub no_manifest: bool,
     /// Give up (and cancel the remote job) after this long, e.g. 90s, 10m, 1h; 0 or `none`
     /// for no limit.
+    #[arg(long, value_parser = parse_timeout, default_value = "30m", value_name = "DURATION")]
+    pub timeout: Timeout,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A manifest written by `send` (`comfyctl-<job id>.json`).
+    pub manifest: PathBuf,
+    /// Set every `seed` / `noise_seed` input to N instead of the recorded seed.
+    #[arg(long, value_name = "N", conflicts_with = "random_seed")]
+    pub seed: Option<u64>,
+    /// Set every `seed` / `noise_seed` input to a fresh random value.
+    #[arg(long)]
+    pub random_seed: bool,
+    /// Change a literal input: `NODE.INPUT=VALUE`, as for send. Repeatable.
+    #[arg(long = "set", value_name = "NODE.INPUT=VALUE")]
+    pub sets: Vec<String>,
+    /// Send to this ComfyUI server instead of the recorded target.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Client ID [default: the recorded one].
+    #[arg(long, value_name = "ID")]
+    pub client_id: Option<String>,
+    /// Extra HTTP header for ComfyUI behind a proxy, `Name: value` (repeatable).
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    #[command(flatten)]
+    pub runpod: RunpodTarget,
+    /// Refuse to send when the server's version or node schema differs from the manifest's.
+    #[arg(long)]
+    pub strict_drift: bool,
+    /// Skip the schema check before queueing.
+    #[arg(long)]
+    pub no_preflight: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
+    /// Do not write a manifest for the replay.
+    #[arg(long)]
+    pub no_manifest: bool,
+    /// Give up (and cancel the remote job) after this long; 0 or `none` for no limit.
     #[arg(long, value_parser = parse_timeout, default_value = "30m", value_name = "DURATION")]
     pub timeout: Timeout,
 }

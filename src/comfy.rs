@@ -553,6 +553,101 @@ impl Target for ComfyTarget {
     fn refetch_command(&self, id: &str) -> String {
         self.status_command(id, true)
     }
+
+    /// Version, device and cache mode from `/system_stats`; the schema of the classes the job
+    /// uses from `GET /object_info/{class}` (a few concurrently, never the whole `/object_info`);
+    /// the server-side names of the uploaded images.
+    async fn facts(&self, job: &Prepared) -> Value {
+        use futures_util::StreamExt;
+        let t = Duration::from_secs(10);
+        let classes: BTreeSet<String> = job
+            .nodes
+            .values()
+            .filter_map(|n| n.get("class_type")?.as_str().map(str::to_string))
+            .collect();
+        let per_class = futures_util::stream::iter(classes.into_iter().map(|c| async move {
+            let v = self
+                .client
+                .get_json(&format!("object_info/{}", encode(&c)), t)
+                .await;
+            (c, v)
+        }))
+        .buffer_unordered(8)
+        .collect::<Vec<_>>();
+        let (stats, per_class) = tokio::join!(self.client.get_json("system_stats", t), per_class);
+        let mut schema = Map::new();
+        let mut unavailable = Vec::new();
+        for (c, v) in per_class {
+            match v {
+                Ok(v) => {
+                    let entry = v
+                        .get(&c)
+                        .map(|e| e.get("input").cloned().unwrap_or_else(|| json!({})))
+                        .unwrap_or(Value::Null);
+                    schema.insert(c, entry);
+                }
+                // A proxy that hides the route, a class name the server cannot route: unknown,
+                // which is not the same as absent.
+                Err(_) => unavailable.push(c),
+            }
+        }
+        schema.sort_keys();
+        unavailable.sort();
+        let stats = stats.ok();
+        let sys = stats.as_ref().and_then(|s| s.get("system"));
+        let device = stats
+            .as_ref()
+            .and_then(|s| s.pointer("/devices/0"))
+            .map(|d| json!({"name": d.get("name"), "type": d.get("type")}));
+        let names: Map<String, Value> = self
+            .uploaded
+            .lock()
+            .map(|u| {
+                u.iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({
+            "comfyui_version": sys.and_then(|s| s.get("comfyui_version")),
+            "python_version": sys.and_then(|s| s.get("python_version")),
+            "pytorch_version": sys.and_then(|s| s.get("pytorch_version")),
+            "device": device,
+            "cache": stats.as_ref().map(cache_mode),
+            "node_schema": if schema.is_empty() { Value::Null } else { Value::Object(schema) },
+            "node_schema_unavailable": unavailable,
+            "image_names": names,
+        })
+    }
+}
+
+/// ComfyUI's cache mode from `/system_stats` argv: `classic` (the default), `lru N`, `ram`,
+/// `none`.
+fn cache_mode(stats: &Value) -> String {
+    let argv: Vec<&str> = stats
+        .pointer("/system/argv")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    for (i, a) in argv.iter().enumerate() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) => (f, Some(v)),
+            None => (*a, None),
+        };
+        let mode = match flag {
+            "--cache-lru" => "lru",
+            "--cache-ram" => "ram",
+            "--cache-none" => "none",
+            "--cache-classic" => "classic",
+            _ => continue,
+        };
+        let arg = inline.or_else(|| argv.get(i + 1).copied().filter(|n| !n.starts_with("--")));
+        return match (mode, arg) {
+            ("lru" | "ram", Some(n)) => format!("{mode} {n}"),
+            _ => mode.to_string(),
+        };
+    }
+    "classic".into()
 }
 
 impl ComfyTarget {

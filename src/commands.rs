@@ -6,6 +6,7 @@ pub mod cancel;
 pub mod convert;
 pub mod diff;
 pub mod normalize;
+pub mod replay;
 pub mod schema;
 pub mod send;
 pub mod status;

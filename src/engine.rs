@@ -175,6 +175,13 @@ pub trait Target {
 
     /// The command that saves a finished job's outputs later, as it can be pasted.
     fn refetch_command(&self, id: &str) -> String;
+
+    /// What the target says about itself, for the manifest (ComfyUI: version, device, cache
+    /// mode, the schema of the classes `job` uses, the server-side image names; RunPod: the
+    /// endpoint). Best effort and cheap: never an error, `null` when nothing is known.
+    async fn facts(&self, _job: &Prepared) -> serde_json::Value {
+        serde_json::Value::Null
+    }
 }
 
 /// How one job runs.
@@ -183,6 +190,8 @@ pub struct JobOptions {
     pub preflight: Preflight,
     pub allow_empty: bool,
     pub client_id: String,
+    /// Write a manifest beside the outputs after a successful run ([`crate::manifest`]).
+    pub manifest: bool,
 }
 
 /// Runs one prepared job on `target` and saves its outputs in `out`. Returns the result, or the
@@ -242,6 +251,21 @@ pub async fn run_job<T: Target>(
     match outcome {
         Ok(Ok(())) => {
             r.status = "completed".into();
+            if opts.manifest {
+                // Best effort, and never holding up a Ctrl-C: the job itself is done.
+                let facts = tokio::select! {
+                    f = target.facts(job) => f,
+                    _ = cancel.cancelled() => serde_json::Value::Null,
+                };
+                match crate::manifest::write(out.path(), &crate::manifest::build(job, &r, &facts)) {
+                    Ok(p) => r.manifest = Some(p),
+                    Err(e) => {
+                        let w = format!("no manifest written: {e}");
+                        events.emit(Event::Warn(w.clone()));
+                        r.warnings.push(w);
+                    }
+                }
+            }
             Ok(r)
         }
         Ok(Err(e)) => Err(r.fail(e)),

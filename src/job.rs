@@ -18,6 +18,8 @@ pub struct Prepared {
     pub nodes: Map<String, Value>,
     pub normalized: Option<Normalized>,
     pub plan: Plan,
+    /// The injections as asked for (`--prompt`, `--negative`, `--seed`, `--set`), for the manifest.
+    pub inject: crate::inject::InjectOptions,
 }
 
 impl Prepared {
@@ -129,5 +131,6 @@ pub fn prepare_document(
         nodes,
         normalized,
         plan,
+        inject: opts.clone(),
     })
 }

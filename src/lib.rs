@@ -25,6 +25,7 @@ pub mod error;
 pub mod inject;
 pub mod job;
 pub mod load;
+pub mod manifest;
 pub mod media;
 pub mod net;
 pub mod normalize;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Status(a) => commands::status::run(&a),
         Command::Cancel(a) => commands::cancel::run(&a),
         Command::Diff(a) => commands::diff::run(&a),
+        Command::Replay(a) => commands::replay::run(&a),
     }
 }
 
@@ -66,6 +68,7 @@ pub fn wants_json(cli: &Cli) -> bool {
         Command::Status(a) => a.out.json,
         Command::Cancel(a) => a.json,
         Command::Diff(a) => a.json,
+        Command::Replay(a) => a.out.json,
         _ => false,
     }
 }

@@ -24,6 +24,9 @@ pub fn document_from_text(
     schema: &SchemaFrom,
     reporter: &Reporter,
 ) -> Result<Document> {
+    if let Some(doc) = manifest_workflow(text, file) {
+        return doc;
+    }
     match Document::parse(text, file) {
         Err(LoadError::UiFormat { file }) => {
             let Some(schema) = crate::schema::load(schema, reporter)? else {
@@ -43,6 +46,9 @@ pub fn load_document_with(
     reporter: &Reporter,
 ) -> Result<(Document, bool)> {
     let (file, text) = read_source(path)?;
+    if let Some(doc) = manifest_workflow(&text, &file) {
+        return doc.map(|d| (d, false));
+    }
     match Document::parse(&text, &file) {
         Err(LoadError::UiFormat { file }) => match schema {
             Some(schema) => convert_ui_text(path, file, &text, schema, reporter).map(|d| (d, true)),
@@ -50,6 +56,18 @@ pub fn load_document_with(
         },
         other => Ok((other?, false)),
     }
+}
+
+/// A comfyctl manifest (`send` writes one beside its outputs) stands for the workflow it
+/// recorded as sent (its `workflow` key).
+fn manifest_workflow(text: &str, file: &str) -> Option<Result<Document>> {
+    if !text.contains("\"manifest_version\"") {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let w = v.get("workflow").filter(|w| w.is_object())?;
+    v.get("manifest_version")?;
+    Some(Document::from_value(w.clone(), file).map_err(Into::into))
 }
 
 /// Converts the text of a UI-format file (already read once) to an API-format document.

@@ -494,6 +494,34 @@ pub fn write_atomic_with(
     Ok(())
 }
 
+/// [`write_atomic`] that never replaces an existing file: the content is written to a temporary
+/// file beside `path` and linked into place only if `path` does not exist yet. `Ok(false)` (and
+/// nothing written) when it exists.
+pub fn write_atomic_new(path: &Path, bytes: &[u8]) -> Result<bool> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".comfyctl-")
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            Error::io(
+                format!("cannot write {} (in {})", path.display(), dir.display()),
+                e,
+            )
+        })?;
+    tmp.write_all(bytes)
+        .and_then(|_| tmp.flush())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => Ok(true),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(Error::io(format!("writing {}", path.display()), e.error)),
+    }
+}
+
 /// Removes `.comfyctl-*.part` files older than [`STALE_PART`] from `dir` (left by a run that was
 /// killed mid-download; a live one is younger). Best effort.
 fn remove_stale_parts(dir: &Path) {

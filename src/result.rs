@@ -73,6 +73,9 @@ pub struct JobResult {
     /// The RunPod worker that ran the job.
     pub worker_id: Option<String>,
     pub outputs: Vec<SavedFile>,
+    /// The manifest written beside the outputs (`send`); `null` with `--no-manifest` or when none
+    /// was written.
+    pub manifest: Option<std::path::PathBuf>,
     /// Output files the job listed but that were not saved (`status` without `--save`).
     pub announced: Vec<String>,
     pub nodes: Option<NodeCounts>,
@@ -101,6 +104,7 @@ impl JobResult {
             remote_status: None,
             worker_id: None,
             outputs: Vec::new(),
+            manifest: None,
             announced: Vec::new(),
             nodes: None,
             all_cached: None,

@@ -479,6 +479,11 @@ impl Target for RunpodTarget {
     fn refetch_command(&self, id: &str) -> String {
         self.command("status", id, &format!("--save -o {}", self.out_dir))
     }
+
+    /// The endpoint (the worker is in the result); images go inline under their content names.
+    async fn facts(&self, _job: &Prepared) -> Value {
+        serde_json::json!({"endpoint_id": self.info().endpoint})
+    }
 }
 
 impl RunpodTarget {

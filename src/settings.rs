@@ -487,6 +487,8 @@ pub struct SendSettings {
     pub report: ReportSettings,
     /// `None`: no deadline (`--timeout 0` or `none`).
     pub deadline: Option<Duration>,
+    /// Write a manifest beside the outputs (not `--no-manifest`).
+    pub manifest: bool,
 }
 
 /// The client ID: `--client-id`, else `COMFY_CLIENT_ID`, else the default.
@@ -628,6 +630,7 @@ impl SendSettings {
             output,
             report,
             deadline: a.timeout.0,
+            manifest: !a.no_manifest,
         })
     }
 }

@@ -111,10 +111,16 @@ fn two_hundred_jobs_on_runpod_then_a_rerun_sends_nothing() {
         assert!(l["line"].is_number());
         assert_eq!(l["outputs"].as_array().unwrap().len(), 1);
     }
-    assert_eq!(
-        std::fs::read_dir(d.path().join("out")).unwrap().count(),
-        200
-    );
+    // 200 outputs, and a manifest for each job (the engine writes them).
+    let names: Vec<String> = std::fs::read_dir(d.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let manifests = names
+        .iter()
+        .filter(|n| n.starts_with("comfyctl-") && n.ends_with(".json"))
+        .count();
+    assert_eq!((names.len() - manifests, manifests), (200, 200));
     assert!(submits_per_body(&fake).values().all(|&n| n == 1));
     assert_eq!(fake.count("POST", "/run"), 200);
     // The same command again: everything is done, nothing is sent.

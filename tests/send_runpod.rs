@@ -79,10 +79,12 @@ fn other_cmd(fake: &FakeRunpod, args: &[&str]) -> Command {
     c
 }
 
+/// The files in `dir`, without the manifest `send` writes (tests/manifest_replay.rs checks it).
 fn files_in(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| !(n.starts_with("comfyctl-") && n.ends_with(".json")))
             .collect(),
         Err(_) => Vec::new(),
     };

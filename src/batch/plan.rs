@@ -112,6 +112,7 @@ pub fn prepare_all(
             nodes: nodes.clone(),
             normalized: Some(normalized.clone()),
             plan,
+            inject: line.inject.clone(),
         };
         let (key, loaders) = model_key(&prepared);
         jobs.push(Planned {

@@ -5,7 +5,7 @@
 use crate::cancel::Cancel;
 use crate::cli::SendArgs;
 use crate::comfy::ComfyTarget;
-use crate::engine::{run_job, JobOptions};
+use crate::engine::{run_job, JobOptions, Target as _};
 use crate::error::{exit, Result};
 use crate::job::prepare;
 use crate::outputs::OutputDir;
@@ -16,14 +16,24 @@ use crate::settings::{process_env, SendSettings, Target};
 
 pub fn run(args: &SendArgs) -> Result<i32> {
     let s = SendSettings::resolve(args, &process_env)?;
+    execute(&s, None)
+}
+
+/// A look at what the target says about itself ([`crate::engine::Target::facts`]) before
+/// anything is sent; an error stops the run (`replay --strict-drift`).
+pub type BeforeSend<'a> = &'a dyn Fn(&serde_json::Value, &Reporter) -> Result<()>;
+
+/// Runs resolved send settings: prepare, check the output directory, (`before`), run, report.
+pub fn execute(s: &SendSettings, before: Option<BeforeSend>) -> Result<i32> {
     let reporter = Reporter::new(s.report.quiet, s.report.verbose);
-    let prepared = prepare(&s, &reporter)?;
+    let prepared = prepare(s, &reporter)?;
     // Checked before submitting: a bad -o must not cost a paid job.
     let out = OutputDir::new(&s.output.dir, s.output.overwrite)?;
     let opts = JobOptions {
         preflight: s.preflight,
         allow_empty: s.output.allow_empty,
         client_id: s.client_id.clone(),
+        manifest: s.manifest,
     };
     let rt = crate::cancel::runtime()?;
     let result = rt.block_on(async {
@@ -38,6 +48,9 @@ pub fn run(args: &SendArgs) -> Result<i32> {
                     s.report.verbose,
                     &s.output.dir,
                 )?;
+                if let Some(f) = before {
+                    f(&t.facts(&prepared).await, &reporter)?;
+                }
                 run_job(&t, &prepared, &out, &opts, "prompt", &cancel, &reporter).await
             }
             Target::Runpod(ep) => {
@@ -49,6 +62,9 @@ pub fn run(args: &SendArgs) -> Result<i32> {
                     s.deadline,
                     &s.output.dir,
                 )?;
+                if let Some(f) = before {
+                    f(&t.facts(&prepared).await, &reporter)?;
+                }
                 let mode = if s.runpod.sync { "runsync" } else { "run" };
                 run_job(&t, &prepared, &out, &opts, mode, &cancel, &reporter).await
             }

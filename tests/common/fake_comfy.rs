@@ -311,6 +311,7 @@ fn router(st: Arc<Inner>, base: &str) -> Router {
     let routes = Router::new()
         .route("/system_stats", get(system_stats))
         .route("/object_info", get(object_info))
+        .route("/object_info/:class", get(object_info_class))
         .route("/upload/image", post(upload))
         .route("/prompt", post(post_prompt).get(get_prompt))
         .route("/queue", get(get_queue).post(post_queue))
@@ -336,6 +337,20 @@ async fn object_info(State(st): State<Arc<Inner>>) -> Response {
             .into_response(),
         None => (StatusCode::NOT_FOUND, "404: Not Found").into_response(),
     }
+}
+
+/// `GET /object_info/{class}`: `{class: entry}` from the same body, `{}` for an unknown class
+/// (as ComfyUI answers); 404 when there is no body.
+async fn object_info_class(State(st): State<Arc<Inner>>, Path(class): Path<String>) -> Response {
+    let Some(body) = st.scenario.lock().unwrap().object_info.clone() else {
+        return (StatusCode::NOT_FOUND, "404: Not Found").into_response();
+    };
+    let all: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let mut one = Map::new();
+    if let Some(e) = all.get(&class) {
+        one.insert(class, e.clone());
+    }
+    axum::Json(Value::Object(one)).into_response()
 }
 
 /// Logs every request, notes an `Origin` header (ComfyUI 403s mismatched ones), checks auth.
