@@ -283,9 +283,19 @@ fn works_against_the_real_runpod_sdk_local_server() {
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
+    // Every successful send also wrote its manifest (comfyctl-<job id>.json) beside its outputs.
+    let (manifests, outputs): (Vec<String>, Vec<String>) = names
+        .into_iter()
+        .partition(|n| n.starts_with("comfyctl-") && n.ends_with(".json"));
     assert_eq!(
-        names,
+        outputs,
         vec!["comfyctl_sdk_00001_-1.webp", "comfyctl_sdk_00001_.webp"]
     );
+    assert!(manifests.len() >= 2, "{manifests:?}");
+    for m in &manifests {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.path().join(m)).unwrap()).unwrap();
+        assert!(v["workflow"].is_object(), "{m}");
+    }
     drop(server);
 }
