@@ -654,11 +654,11 @@ impl ComfyTarget {
     /// `comfyctl status ID --url URL [--save -o DIR]`, as it can be pasted (credentials are not
     /// printed: they come from COMFY_URL or --header again).
     fn status_command(&self, id: &str, save: bool) -> String {
-        let mut s = format!(
-            "comfyctl status {} --url {}",
-            crate::redacted::shell_quote(id),
-            crate::redacted::shell_quote(&self.client.target())
-        );
+        let mut s = format!("comfyctl status {}", crate::redacted::shell_quote(id));
+        if !self.client.server.again.is_empty() {
+            s.push(' ');
+            s.push_str(&self.client.server.again);
+        }
         if save {
             s.push_str(&format!(" --save -o {}", self.refetch_dir));
         }

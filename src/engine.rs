@@ -271,7 +271,7 @@ pub async fn run_job<T: Target>(
         Ok(Err(e)) => Err(r.fail(e)),
         Err(reason) => {
             // The flow is dropped: any half-written output file is deleted with it.
-            let what = match (&r.job_id, r.remote_status.is_some() && r.status == "saving") {
+            let what = match (&r.job_id, r.saving) {
                 (Some(id), true) => format!(
                     "job {id} had already finished, but not all of its outputs were saved; save them with: {}",
                     target.refetch_command(id)
@@ -384,7 +384,7 @@ pub async fn save_outputs<T: Target>(
         }
         return Err(target.no_outputs(fin, &id));
     }
-    r.status = "saving".into();
+    r.saving = true;
     let mut failures = Vec::new();
     for o in &outputs {
         events.emit(Event::Fetching(format!(

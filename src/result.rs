@@ -89,6 +89,10 @@ pub struct JobResult {
     pub timings: Timings,
     /// `null` on success; on failure `{kind, message, exit_code, diagnostics}`.
     pub error: Option<Value>,
+    /// The job finished on the server and its outputs are being saved (not printed: it tells
+    /// a cancelled run to say "save them later" rather than cancel a finished job).
+    #[serde(skip)]
+    pub saving: bool,
 }
 
 impl JobResult {
@@ -114,6 +118,7 @@ impl JobResult {
             diagnostics: Vec::new(),
             timings: Timings::default(),
             error: None,
+            saving: false,
         }
     }
 

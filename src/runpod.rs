@@ -465,7 +465,21 @@ impl Target for RunpodTarget {
         .await;
         let again = self.command("cancel", id, "");
         match r {
-            Ok(Ok(reply)) if reply.status == 200 => format!("job {id} was cancelled"),
+            Ok(Ok(reply)) if reply.status == 200 => {
+                // RunPod answers a cancel of a finished job with its final status.
+                let st = self
+                    .parse_job(&reply.body)
+                    .map(|j| j.status().to_string())
+                    .unwrap_or_default();
+                if st == "COMPLETED" {
+                    format!(
+                        "job {id} had already COMPLETED; save its outputs with: {}",
+                        self.refetch_command(id)
+                    )
+                } else {
+                    format!("job {id} was cancelled")
+                }
+            }
             Ok(Ok(reply)) => format!(
                 "job {id} could not be cancelled (HTTP {}: {}); try: {again}",
                 reply.status,

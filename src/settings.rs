@@ -39,6 +39,10 @@ pub struct ComfyServer {
     base: Url,
     pub headers: HeaderMap,
     pub secrets: Secrets,
+    /// How a printed command reaches this server again: `--url URL` (with `USER:PASSWORD@`
+    /// standing for credentials, which are never printed), nothing when it came from COMFY_URL,
+    /// and a `--header 'NAME: …'` for each header given.
+    pub again: String,
 }
 
 impl ComfyServer {
@@ -71,6 +75,7 @@ impl ComfyServer {
         }
         let mut headers = HeaderMap::new();
         let mut secrets = Secrets::new();
+        let had_userinfo = !base.username().is_empty() || base.password().is_some();
         if !base.username().is_empty() || base.password().is_some() {
             // Userinfo is percent-encoded (RFC 3986), not form-encoded: a '+' stays a '+'.
             let user = percent_decode(base.username());
@@ -109,10 +114,26 @@ impl ComfyServer {
             secrets.add(Secret::new(text));
             headers.insert(name, value);
         }
+        let shown = base.as_str().trim_end_matches('/').to_string();
+        let mut again = match (flag, had_userinfo) {
+            ("COMFY_URL", _) => String::new(),
+            (_, true) => format!(
+                "--url {}",
+                crate::redacted::shell_quote(&shown.replacen("://", "://USER:PASSWORD@", 1))
+            ),
+            (_, false) => format!("--url {}", crate::redacted::shell_quote(&shown)),
+        };
+        for name in headers
+            .keys()
+            .filter(|k| *k != AUTHORIZATION || !had_userinfo)
+        {
+            again.push_str(&format!(" --header '{name}: …'"));
+        }
         Ok(ComfyServer {
             base,
             headers,
             secrets,
+            again: again.trim().to_string(),
         })
     }
 
@@ -307,7 +328,8 @@ fn runpod_endpoint(
                     display_url(u)
                 )));
             }
-            if !parsed.username().is_empty() || parsed.password().is_some() {
+            let had_userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+            if had_userinfo {
                 let user = percent_decode(parsed.username());
                 let pass = percent_decode(parsed.password().unwrap_or(""));
                 let token =
@@ -327,10 +349,13 @@ fn runpod_endpoint(
             }
             let base = parsed.as_str().trim_end_matches('/').to_string();
             let shown = display_url(&base);
-            let flag = if names.1 == "--runpod-url" {
-                format!("--runpod-url {}", crate::redacted::shell_quote(&shown))
-            } else {
-                String::new()
+            let flag = match (names.1 == "--runpod-url", had_userinfo) {
+                (false, _) => String::new(),
+                (true, true) => format!(
+                    "--runpod-url {}",
+                    crate::redacted::shell_quote(&shown.replacen("://", "://USER:PASSWORD@", 1))
+                ),
+                (true, false) => format!("--runpod-url {}", crate::redacted::shell_quote(&shown)),
             };
             (base, shown, flag)
         }
@@ -371,12 +396,16 @@ fn runpod_endpoint(
         Some(s) => crate::cli::parse_duration(&s)
             .map_err(|e| Error::Usage(format!("COMFYCTL_RUNPOD_RETRY_WINDOW: {e}")))?,
     };
+    // The key file goes along whether the target came from a flag or the environment: without
+    // it a pasted command would be refused (the environment's key may differ or be unset).
     let flags = match key_file {
-        Some(p) if !flags.is_empty() => format!(
+        Some(p) => format!(
             "{flags} --api-key-file {}",
             crate::redacted::shell_quote(&p.display().to_string())
-        ),
-        _ => flags,
+        )
+        .trim()
+        .to_string(),
+        None => flags,
     };
     Ok(RunpodEndpoint {
         endpoint: endpoint
@@ -707,6 +736,21 @@ impl StatusSettings {
             },
             env,
         )?;
+        match &target {
+            Target::Comfy(s) if a.runpod.api_key_file.is_some() => {
+                return Err(Error::Usage(format!(
+                    "--api-key-file applies to RunPod only, but this status asks the ComfyUI server {}",
+                    s.shown()
+                )))
+            }
+            Target::Runpod(r) if !a.headers.is_empty() => {
+                return Err(Error::Usage(format!(
+                    "--header applies to a ComfyUI server only, but this status asks the RunPod endpoint {}",
+                    r.shown
+                )))
+            }
+            _ => {}
+        }
         Ok(StatusSettings {
             job_id: job_id(&a.job_id)?,
             target,
@@ -742,7 +786,10 @@ impl CancelSettings {
 pub enum SchemaFrom {
     None,
     File(PathBuf),
-    Server { server: ComfyServer, offline: bool },
+    Server {
+        server: Box<ComfyServer>,
+        offline: bool,
+    },
 }
 
 impl SchemaFrom {
@@ -752,7 +799,7 @@ impl SchemaFrom {
         }
         match &s.server {
             Some(u) => Ok(SchemaFrom::Server {
-                server: ComfyServer::parse("--server", u, &s.headers)?,
+                server: Box::new(ComfyServer::parse("--server", u, &s.headers)?),
                 offline: s.offline,
             }),
             None if s.offline => Err(Error::Usage(
@@ -878,6 +925,24 @@ mod tests {
             s.ws_url("abc").as_str(),
             "ws://127.0.0.1:8188/comfy/ws?clientId=abc"
         );
+    }
+
+    #[test]
+    fn printed_commands_name_the_server_but_never_its_credentials() {
+        let s = ComfyServer::parse(
+            "--url",
+            "http://me:pw123456@h:8188",
+            &["X-Token: abcdef12".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            s.again,
+            "--url http://USER:PASSWORD@h:8188 --header 'x-token: …'"
+        );
+        let e = ComfyServer::parse("COMFY_URL", "http://me:pw123456@h:8188", &[]).unwrap();
+        assert_eq!(e.again, "");
+        let p = ComfyServer::parse("--url", "http://h:8188", &[]).unwrap();
+        assert_eq!(p.again, "--url http://h:8188");
     }
 
     #[test]
