@@ -16,7 +16,7 @@ RUNS="${RUNS:-10}"
 OUTPUT_MB="${OUTPUT_MB:-100}"
 
 cargo build --release --quiet --bin comfyctl --example fake_runpod
-BIN="$PWD/target/release/comfyctl"
+BIN="${BIN:-$PWD/target/release/comfyctl}"
 FAKE="$PWD/target/release/examples/fake_runpod"
 TMP="$(mktemp -d)"
 FAKE_PID=""

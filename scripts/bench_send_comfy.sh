@@ -10,6 +10,7 @@
 #
 #   scripts/bench_send_comfy.sh            # RUNS=10 EXEC_MS=500 OUT_MB=20
 #   RUNS=20 EXEC_MS=1000 scripts/bench_send_comfy.sh
+#   BIN=/path/to/other/comfyctl scripts/bench_send_comfy.sh   # the same run with another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +19,7 @@ EXEC_MS=${EXEC_MS:-500}
 OUT_MB=${OUT_MB:-20}
 
 cargo build --release --quiet --bin comfyctl --example fake_comfy
-bin=target/release/comfyctl
+bin=${BIN:-target/release/comfyctl}
 work=$(mktemp -d)
 fake_pid=""
 cleanup() {
@@ -46,7 +47,7 @@ for i in $(seq "$RUNS"); do
   rm -rf "$work/out"
   start=$(date +%s%N)
   /usr/bin/time -v -o "$work/time.txt" "$bin" send workflows/cpu_smoke_webp.json \
-    --image "$work/input.png" --url "$url" -o "$work/out" --no-preflight -q --json \
+    --image "$work/input.png" --url "$url" -o "$work/out" --no-preflight -q --json ${EXTRA:-} \
     --set "2.width=$((128 + i))" >"$work/result.json"
   end=$(date +%s%N)
   wall_ms=$(( (end - start) / 1000000 ))

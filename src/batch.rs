@@ -602,7 +602,7 @@ impl Run<'_> {
         if let Some(d) = dirs.get(&p) {
             return Ok(d.clone());
         }
-        let d = Arc::new(OutputDir::new(&p, self.s.overwrite)?);
+        let d = Arc::new(OutputDir::new(&p, self.s.overwrite)?.with_hashing(true));
         dirs.insert(p, d.clone());
         Ok(d)
     }

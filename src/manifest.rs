@@ -140,7 +140,7 @@ pub fn build(job: &Prepared, r: &JobResult, facts: &Value) -> Value {
             json!({
                 "path": std::fs::canonicalize(&o.path).unwrap_or_else(|_| o.path.clone()),
                 "bytes": o.bytes,
-                "sha256": sha256_file(&o.path).ok(),
+                "sha256": o.sha256.clone().or_else(|| sha256_file(&o.path).ok()),
                 "format": o.format,
                 "node": o.node,
                 "server_name": o.server_name,

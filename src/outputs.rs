@@ -39,6 +39,8 @@ pub struct OutputDir {
     /// Files this run has saved: `--overwrite` replaces files of earlier runs, never a file of
     /// this run (two outputs with one name get `-1`, `-2`).
     written: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
+    /// Hash every saved file (for manifests).
+    hashing: bool,
 }
 
 /// Where the bytes of one output come from.
@@ -147,6 +149,9 @@ pub struct SavedFile {
     pub node: Option<String>,
     /// The name the server gave it.
     pub server_name: String,
+    /// SHA-256 of the saved bytes (hex), computed while they streamed in when a manifest will
+    /// record it (`null` with `--no-manifest`: hashing a large video costs CPU time).
+    pub sha256: Option<String>,
 }
 
 impl OutputDir {
@@ -192,7 +197,14 @@ impl OutputDir {
             max_bytes: DEFAULT_MAX_OUTPUT,
             created,
             written: Default::default(),
+            hashing: false,
         })
+    }
+
+    /// Hash every file saved here (the SHA-256 a manifest records).
+    pub fn with_hashing(mut self, on: bool) -> Self {
+        self.hashing = on;
+        self
     }
 
     /// The largest file this directory accepts (`--max-output-size`).
@@ -313,6 +325,7 @@ impl OutputDir {
             node: node.map(str::to_string),
             head: Vec::with_capacity(media::SNIFF_LEN),
             len: 0,
+            hash: self.hashing.then(<sha2::Sha256 as sha2::Digest>::new),
         })
     }
 
@@ -340,6 +353,8 @@ pub struct PendingFile {
     node: Option<String>,
     head: Vec<u8>,
     len: u64,
+    /// SHA-256 of the bytes so far, when the directory was asked to hash (manifests).
+    hash: Option<sha2::Sha256>,
 }
 
 impl PendingFile {
@@ -351,6 +366,9 @@ impl PendingFile {
         self.tmp
             .write_all(chunk)
             .map_err(|e| Error::io(format!("writing {}", self.server_name), e))?;
+        if let Some(h) = &mut self.hash {
+            sha2::Digest::update(h, chunk);
+        }
         self.len += chunk.len() as u64;
         Ok(())
     }
@@ -427,6 +445,12 @@ impl PendingFile {
                         .expect("not poisoned")
                         .insert(path.clone());
                     return Ok(SavedFile {
+                        sha256: self.hash.map(|h| {
+                            sha2::Digest::finalize(h)
+                                .iter()
+                                .map(|b| format!("{b:02x}"))
+                                .collect()
+                        }),
                         path,
                         bytes: self.len,
                         format,

@@ -517,3 +517,71 @@ fn the_report_page_shows_every_output_and_the_errors_in_a_real_browser() {
         "{dom}"
     );
 }
+
+/// On a real ComfyUI (`COMFY_TEST_URL`, e.g. a CPU-only server running `python main.py --cpu`):
+/// two model-free workflows interleaved in the job file. Run in scheduled order, the second job
+/// of each group finds everything in ComfyUI's (last-prompt-only) cache; in file order nothing
+/// would be. Skipped, with the reason printed, when no server is given.
+#[test]
+fn real_comfyui_batch_when_available() {
+    let Some(url) = std::env::var("COMFY_TEST_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        eprintln!("skipped: set COMFY_TEST_URL to a real ComfyUI to run batch against it");
+        return;
+    };
+    let shared = root().join("../shared/fixtures/workflows/wf_webp_emptyimage.json");
+    let Ok(text) = std::fs::read_to_string(&shared) else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI=true but {} is missing",
+            shared.display()
+        );
+        eprintln!(
+            "skipped: {} not found (../shared beside the repository)",
+            shared.display()
+        );
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    let mut wf: Value = serde_json::from_str(&text).unwrap();
+    std::fs::write(d.path().join("a.json"), wf.to_string()).unwrap();
+    // A second workflow: other sizes, so a different prompt (and model key) for ComfyUI.
+    for n in wf.as_object_mut().unwrap().values_mut() {
+        if n["class_type"] == "EmptyImage" {
+            n["inputs"]["width"] = json!(96);
+        }
+    }
+    std::fs::write(d.path().join("b.json"), wf.to_string()).unwrap();
+    let lines: Vec<String> = (0..4)
+        .map(|i| {
+            json!({"id": format!("r{i}"), "workflow": if i % 2 == 0 {"a.json"} else {"b.json"}})
+                .to_string()
+        })
+        .collect();
+    let jobs = d.path().join("real.jsonl");
+    std::fs::write(&jobs, lines.join("\n") + "\n").unwrap();
+    let out = batch(&jobs, &d.path().join("out"))
+        .args(["--url", &url, "--json", "-j", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines = json_lines(&out.stdout);
+    let summary = lines.last().unwrap();
+    assert_eq!(summary["succeeded"], 4, "{summary}");
+    assert_eq!(
+        summary["model_loads"],
+        json!({"scheduled": 2, "submission_order": 4, "servers": 1})
+    );
+    // The second job of each group ran nothing: ComfyUI served it from its cache.
+    let all_cached = lines[..4]
+        .iter()
+        .filter(|l| l["all_cached"] == true)
+        .count();
+    assert!(all_cached >= 2, "{lines:#?}");
+}

@@ -28,7 +28,7 @@ pub fn execute(s: &SendSettings, before: Option<BeforeSend>) -> Result<i32> {
     let reporter = Reporter::new(s.report.quiet, s.report.verbose);
     let prepared = prepare(s, &reporter)?;
     // Checked before submitting: a bad -o must not cost a paid job.
-    let out = OutputDir::new(&s.output.dir, s.output.overwrite)?;
+    let out = OutputDir::new(&s.output.dir, s.output.overwrite)?.with_hashing(s.manifest);
     let opts = JobOptions {
         preflight: s.preflight,
         allow_empty: s.output.allow_empty,
