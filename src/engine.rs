@@ -249,14 +249,9 @@ pub async fn run_job<T: Target>(
     let lost_submit = tracked.in_flight();
     r.timings.total_s = secs(t0.elapsed());
     match outcome {
-        Ok(Ok(())) => {
+        Ok(Ok(facts)) => {
             r.status = "completed".into();
             if opts.manifest {
-                // Best effort, and never holding up a Ctrl-C: the job itself is done.
-                let facts = tokio::select! {
-                    f = target.facts(job) => f,
-                    _ = cancel.cancelled() => serde_json::Value::Null,
-                };
                 match crate::manifest::write(out.path(), &crate::manifest::build(job, &r, &facts)) {
                     Ok(p) => r.manifest = Some(p),
                     Err(e) => {
@@ -351,7 +346,7 @@ async fn flow<T: Target>(
     opts: &JobOptions,
     events: &dyn Events,
     r: &mut JobResult,
-) -> Result<()> {
+) -> Result<serde_json::Value> {
     let t = Instant::now();
     if opts.preflight != Preflight::Off {
         if let Some(schema) = target.schema(opts.preflight, events).await? {
@@ -360,8 +355,20 @@ async fn flow<T: Target>(
         }
     }
     let remote = target.submit(job, events, r).await?;
-    let fin = target.follow(remote, Some(job), events, r).await?;
-    save_outputs(target, &fin, out, opts.allow_empty, events, r).await
+    // What the server says about itself (for the manifest) is fetched while the job runs.
+    let facts = async {
+        if opts.manifest {
+            target.facts(job).await
+        } else {
+            serde_json::Value::Null
+        }
+    };
+    let run = async {
+        let fin = target.follow(remote, Some(job), events, r).await?;
+        save_outputs(target, &fin, out, opts.allow_empty, events, r).await
+    };
+    let (res, facts) = tokio::join!(run, facts);
+    res.map(|()| facts)
 }
 
 /// Fetches and saves every output of a finished job (the job is not paid again on failure:
