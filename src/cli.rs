@@ -105,11 +105,10 @@ pub struct SchemaSource {
     pub headers: Vec<String>,
 }
 
-#[derive(Debug, Args)]
-pub struct SendArgs {
-    /// Workflow file (API format, RunPod request or /prompt body); `-` for standard input.
-    pub workflow: PathBuf,
-
+/// What to change in a workflow before sending it: `send`'s injections, and `batch`'s defaults
+/// for lines that do not give their own.
+#[derive(Debug, Args, Clone, Default)]
+pub struct InjectArgs {
     /// Input image for a LoadImage node: `PATH`, or `NODE=PATH` when there are several
     /// (NODE = normalized ID, original ID, or the node's title). Repeatable.
     #[arg(long = "image", value_name = "[NODE=]PATH")]
@@ -129,6 +128,15 @@ pub struct SendArgs {
     /// Set any literal input: `NODE.INPUT=VALUE` (VALUE parsed as JSON when it parses, else a string).
     #[arg(long = "set", value_name = "NODE.INPUT=VALUE")]
     pub sets: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Workflow file (API format, RunPod request or /prompt body); `-` for standard input.
+    pub workflow: PathBuf,
+
+    #[command(flatten)]
+    pub inject: InjectArgs,
     /// Send the workflow with its IDs as they are.
     #[arg(long)]
     pub no_normalize: bool,
@@ -320,24 +328,9 @@ pub struct BatchArgs {
     /// Workflow for lines without a `workflow` field.
     #[arg(long, value_name = "FILE")]
     pub workflow: Option<PathBuf>,
-    /// Default input image for lines without `image`/`images` (as `send --image`).
-    #[arg(long = "image", value_name = "[NODE=]PATH")]
-    pub images: Vec<String>,
-    /// Default positive prompt for lines without `prompt`.
-    #[arg(long)]
-    pub prompt: Option<String>,
-    /// Default negative prompt for lines without `negative`.
-    #[arg(long)]
-    pub negative: Option<String>,
-    /// Default seed for lines without `seed`.
-    #[arg(long, value_name = "N", conflicts_with = "random_seed")]
-    pub seed: Option<u64>,
-    /// A fresh random seed for lines without `seed`.
-    #[arg(long)]
-    pub random_seed: bool,
-    /// `NODE.INPUT=VALUE` for every line (a line's own `set` wins).
-    #[arg(long = "set", value_name = "NODE.INPUT=VALUE")]
-    pub sets: Vec<String>,
+    /// Injections for every line that does not set them itself (a line's own `set` wins).
+    #[command(flatten)]
+    pub inject: InjectArgs,
     /// Client ID [env: COMFY_CLIENT_ID; default runpod-worker-stable-client].
     #[arg(long, value_name = "ID")]
     pub client_id: Option<String>,

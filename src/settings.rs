@@ -520,6 +520,26 @@ pub struct SendSettings {
     pub manifest: bool,
 }
 
+/// `--image`, `--prompt`, `--negative`, `--seed` / `--random-seed`, `--set` resolved (the
+/// `--set` syntax checked).
+pub fn inject_options(a: &crate::cli::InjectArgs) -> Result<InjectOptions> {
+    Ok(InjectOptions {
+        images: a.images.iter().map(|s| ImageArg::parse(s)).collect(),
+        prompt: a.prompt.clone(),
+        negative: a.negative.clone(),
+        seed: match (a.seed, a.random_seed) {
+            (Some(s), _) => Some(SeedChoice::Fixed(s)),
+            (None, true) => Some(SeedChoice::Random),
+            (None, false) => None,
+        },
+        sets: a
+            .sets
+            .iter()
+            .map(|s| SetArg::parse(s))
+            .collect::<Result<_>>()?,
+    })
+}
+
 /// The client ID: `--client-id`, else `COMFY_CLIENT_ID`, else the default.
 fn client_id(flag: Option<&str>, env: Env) -> Result<String> {
     let id = flag
@@ -624,21 +644,7 @@ impl SendSettings {
                 }
             }
         }
-        let inject = InjectOptions {
-            images: a.images.iter().map(|s| ImageArg::parse(s)).collect(),
-            prompt: a.prompt.clone(),
-            negative: a.negative.clone(),
-            seed: match (a.seed, a.random_seed) {
-                (Some(s), _) => Some(SeedChoice::Fixed(s)),
-                (None, true) => Some(SeedChoice::Random),
-                (None, false) => None,
-            },
-            sets: a
-                .sets
-                .iter()
-                .map(|s| SetArg::parse(s))
-                .collect::<Result<_>>()?,
-        };
+        let inject = inject_options(&a.inject)?;
         Ok(SendSettings {
             workflow: a.workflow.clone(),
             names: a.names.clone(),

@@ -4,7 +4,6 @@
 use crate::batch::{self, BatchSettings, BatchTarget};
 use crate::cli::BatchArgs;
 use crate::error::{Error, Result};
-use crate::inject::{ImageArg, InjectOptions, SeedChoice, SetArg};
 use crate::settings::{
     process_env, resolve_target, ComfyServer, Env, Preflight, RunpodOptions, Target, TargetFlags,
     DEFAULT_CLIENT_ID,
@@ -85,21 +84,7 @@ pub fn resolve(a: &BatchArgs, env: Env) -> Result<BatchSettings> {
             a.jobs.with_file_name(format!("{stem}.state.jsonl"))
         }
     };
-    let defaults = InjectOptions {
-        images: a.images.iter().map(|s| ImageArg::parse(s)).collect(),
-        prompt: a.prompt.clone(),
-        negative: a.negative.clone(),
-        seed: match (a.seed, a.random_seed) {
-            (Some(s), _) => Some(SeedChoice::Fixed(s)),
-            (None, true) => Some(SeedChoice::Random),
-            _ => None,
-        },
-        sets: a
-            .sets
-            .iter()
-            .map(|s| SetArg::parse(s))
-            .collect::<Result<_>>()?,
-    };
+    let defaults = crate::settings::inject_options(&a.inject)?;
     let client_id = a
         .client_id
         .clone()

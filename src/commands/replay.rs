@@ -54,12 +54,14 @@ pub fn run(a: &ReplayArgs) -> Result<i32> {
     };
     let args = SendArgs {
         workflow: a.manifest.clone(),
-        images: Vec::new(),
-        prompt: None,
-        negative: None,
-        seed,
-        random_seed: a.random_seed,
-        sets: a.sets.clone(),
+        inject: crate::cli::InjectArgs {
+            images: Vec::new(),
+            prompt: None,
+            negative: None,
+            seed,
+            random_seed: a.random_seed,
+            sets: a.sets.clone(),
+        },
         // The recorded workflow is already normalized: sent as it is, byte for byte.
         no_normalize: true,
         names: None,
