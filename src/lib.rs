@@ -2,10 +2,13 @@
 //!
 //! Layers, top to bottom (no module imports one above it):
 //! - [`commands`]: one file per subcommand; [`settings`] resolves the command line once.
+//! - [`batch`]: many jobs from a file, journaled and scheduled, each run through the engine.
 //! - [`engine`]: one way to run a job on any target ([`comfy`], [`runpod`]), with one
-//!   [`result`] schema; [`cancel`]lation fed by signals and the deadline.
-//! - [`job`] (a prepared job), [`load`] (reading any workflow source), [`outputs`] (the one
-//!   saving path), [`schema`], [`convert`], [`verify`], [`inject`]ion, [`normalize`].
+//!   [`result`] schema, a [`manifest`] beside every output; [`cancel`]lation fed by signals
+//!   and the deadline.
+//! - [`job`] (a prepared job), [`load`] (reading any workflow source, [`embedded`] in outputs
+//!   too), [`outputs`] (the one saving path), [`schema`], [`convert`], [`verify`], [`diff`],
+//!   [`inject`]ion, [`normalize`].
 //! - [`net`] (the one network layer), [`workflow`] (the model), [`redacted`] (secrets and the
 //!   one scrubber), [`error`]s, [`report`]ing.
 //!
