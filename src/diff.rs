@@ -6,7 +6,7 @@
 //! nodes added or removed, literal input values changed, and inputs fed from a different place.
 //! Titles (`_meta`) are not compared (they are shown for added and removed nodes).
 //!
-//! The comparison ([`diff`]) is a pure function over two normalized node maps; [`cmd`] loads,
+//! The comparison ([`diff`]) is a pure function over two normalized node maps; `commands/diff.rs` loads,
 //! normalizes and prints. Exit codes are for CI: 0 identical, 1 different, 2 bad input.
 
 use crate::error::{Error, Result};
