@@ -83,7 +83,7 @@ fn generate(n: usize, seed: u64) -> Map<String, Value> {
         let seed_value =
             Value::Number((100_000_000_000_000 + r.next() % 900_000_000_000_000).into());
         let cfg: Value = serde_json::from_str(r.pick(&["6.0", "7.5", "4.5", "8.0"])).unwrap();
-        if r.next() % 2 == 0 {
+        if r.next().is_multiple_of(2) {
             let [ks, pos, neg, dec, save, ck, lat] = [(); 7].map(|_| next());
             m.insert(
                 ks.to_string(),

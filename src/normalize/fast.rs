@@ -1908,7 +1908,7 @@ mod tests {
             _ => (4_000_000_000u64 + i as u64).to_string(),
         };
         let step = 7919;
-        assert!(n % step != 0);
+        assert!(!n.is_multiple_of(step));
         let rank = |i: usize| i * step % n;
         let mut by_rank = vec![0; n];
         for i in 0..n {
