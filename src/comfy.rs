@@ -810,18 +810,7 @@ impl ComfyTarget {
         if !status.is_success() {
             return Err(self.client.status_error(what, resp).await);
         }
-        let body = net::read_capped(
-            resp,
-            16 << 20,
-            what,
-            &self.client.target(),
-            &self.client.server.secrets,
-        )
-        .await?;
-        let v: Value = serde_json::from_slice(&body).map_err(|e| {
-            NetError::new(NetKind::BadAnswer, what, self.client.target())
-                .detail(format!("not JSON ({e})"))
-        })?;
+        let v = self.client.read_json(resp, 16 << 20, what).await?;
         let id = v
             .get("prompt_id")
             .and_then(Value::as_str)
@@ -910,18 +899,7 @@ impl ComfyTarget {
             if !resp.status().is_success() {
                 return Err(self.client.status_error(what, resp).await);
             }
-            let body = net::read_capped(
-                resp,
-                1 << 20,
-                what,
-                &self.client.target(),
-                &self.client.server.secrets,
-            )
-            .await?;
-            let v: Value = serde_json::from_slice(&body).map_err(|e| {
-                NetError::new(NetKind::BadAnswer, what, self.client.target())
-                    .detail(format!("not the expected JSON ({e})"))
-            })?;
+            let v = self.client.read_json(resp, 1 << 20, what).await?;
             let name = v.get("name").and_then(Value::as_str).ok_or_else(|| {
                 NetError::new(NetKind::BadAnswer, what, self.client.target())
                     .detail("the answer has no 'name'")

@@ -109,16 +109,21 @@ impl Client {
         if !resp.status().is_success() {
             return Err(self.status_error(&what, resp).await);
         }
-        let body = net::read_capped(
-            resp,
-            net::DEFAULT_JSON_LIMIT,
-            &what,
-            &self.target(),
-            &self.server.secrets,
-        )
-        .await?;
+        self.read_json(resp, net::DEFAULT_JSON_LIMIT, &what).await
+    }
+
+    /// Reads a successful answer (at most `limit` bytes) as JSON; anything else is a
+    /// [`NetKind::BadAnswer`] that asks whether this is ComfyUI at all.
+    pub async fn read_json(
+        &self,
+        resp: reqwest::Response,
+        limit: u64,
+        what: &str,
+    ) -> Result<Value> {
+        let body =
+            net::read_capped(resp, limit, what, &self.target(), &self.server.secrets).await?;
         serde_json::from_slice(&body).map_err(|e| {
-            NetError::new(NetKind::BadAnswer, &what, self.target())
+            NetError::new(NetKind::BadAnswer, what, self.target())
                 .detail(format!("not JSON ({e})"))
                 .hint("is this a ComfyUI server?")
                 .into()
