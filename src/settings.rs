@@ -540,6 +540,33 @@ pub fn inject_options(a: &crate::cli::InjectArgs) -> Result<InjectOptions> {
     })
 }
 
+/// Flags meant for the other kind of target are an error, never silently dropped: with a
+/// ComfyUI target (`on_comfy`) the first set of `runpod_only`, else the first set of
+/// `comfy_only`, is refused, naming the target `shown` that the command (`what`) resolved to.
+pub fn refuse_other_target_flags(
+    on_comfy: bool,
+    shown: &str,
+    what: &str,
+    runpod_only: &[(&str, bool)],
+    comfy_only: &[(&str, bool)],
+) -> Result<()> {
+    let (flags, msg) = if on_comfy {
+        (
+            runpod_only,
+            format!("applies to RunPod only, but this {what} goes to the ComfyUI server {shown}; pass --endpoint ID or --runpod-url URL to use RunPod"),
+        )
+    } else {
+        (
+            comfy_only,
+            format!("applies to a ComfyUI server only, but this {what} goes to the RunPod endpoint {shown}"),
+        )
+    };
+    match flags.iter().find(|(_, set)| *set) {
+        Some((flag, _)) => Err(Error::Usage(format!("{flag} {msg}"))),
+        None => Ok(()),
+    }
+}
+
 /// The client ID: `--client-id`, else `COMFY_CLIENT_ID`, else the default.
 fn client_id(flag: Option<&str>, env: Env) -> Result<String> {
     let id = flag
@@ -572,41 +599,30 @@ impl SendSettings {
         } else {
             Preflight::Auto
         };
-        // Flags meant for the other kind of target are an error, never silently dropped.
-        match &target {
-            Target::Comfy(s) => {
-                let runpod_only = [
-                    ("--sync", a.sync),
-                    ("--webhook", a.webhook.is_some()),
-                    ("--poll-interval", a.poll_interval.is_some()),
-                    ("--execution-timeout", a.execution_timeout.is_some()),
-                    ("--ttl", a.ttl.is_some()),
-                    ("--api-key-file", a.runpod.api_key_file.is_some()),
-                ];
-                if let Some((flag, _)) = runpod_only.iter().find(|(_, set)| *set) {
-                    return Err(Error::Usage(format!(
-                        "{flag} applies to RunPod only, but this run goes to the ComfyUI server {}; pass --endpoint ID or --runpod-url URL to send to RunPod",
-                        s.shown()
-                    )));
-                }
-            }
-            Target::Runpod(r) => {
-                let comfy_only = [
-                    ("--header", !a.headers.is_empty()),
-                    ("--include-temp", a.include_temp),
-                ];
-                if let Some((flag, _)) = comfy_only.iter().find(|(_, set)| *set) {
-                    return Err(Error::Usage(format!(
-                        "{flag} applies to a ComfyUI server only, but this run goes to the RunPod endpoint {}",
-                        r.shown
-                    )));
-                }
-                if preflight == Preflight::On && a.object_info.is_none() {
-                    return Err(Error::Usage(
-                        "--preflight on RunPod needs the worker's node schema: add --object-info FILE (e.g. saved with 'comfyctl schema pull' from a ComfyUI of the same image)".into(),
-                    ));
-                }
-            }
+        refuse_other_target_flags(
+            matches!(target, Target::Comfy(_)),
+            &target.shown(),
+            "run",
+            &[
+                ("--sync", a.sync),
+                ("--webhook", a.webhook.is_some()),
+                ("--poll-interval", a.poll_interval.is_some()),
+                ("--execution-timeout", a.execution_timeout.is_some()),
+                ("--ttl", a.ttl.is_some()),
+                ("--api-key-file", a.runpod.api_key_file.is_some()),
+            ],
+            &[
+                ("--header", !a.headers.is_empty()),
+                ("--include-temp", a.include_temp),
+            ],
+        )?;
+        if matches!(target, Target::Runpod(_))
+            && preflight == Preflight::On
+            && a.object_info.is_none()
+        {
+            return Err(Error::Usage(
+                "--preflight on RunPod needs the worker's node schema: add --object-info FILE (e.g. saved with 'comfyctl schema pull' from a ComfyUI of the same image)".into(),
+            ));
         }
         const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
         if let Some(t) = a.execution_timeout {
@@ -742,21 +758,13 @@ impl StatusSettings {
             },
             env,
         )?;
-        match &target {
-            Target::Comfy(s) if a.runpod.api_key_file.is_some() => {
-                return Err(Error::Usage(format!(
-                    "--api-key-file applies to RunPod only, but this status asks the ComfyUI server {}",
-                    s.shown()
-                )))
-            }
-            Target::Runpod(r) if !a.headers.is_empty() => {
-                return Err(Error::Usage(format!(
-                    "--header applies to a ComfyUI server only, but this status asks the RunPod endpoint {}",
-                    r.shown
-                )))
-            }
-            _ => {}
-        }
+        refuse_other_target_flags(
+            matches!(target, Target::Comfy(_)),
+            &target.shown(),
+            "status",
+            &[("--api-key-file", a.runpod.api_key_file.is_some())],
+            &[("--header", !a.headers.is_empty())],
+        )?;
         Ok(StatusSettings {
             job_id: job_id(&a.job_id)?,
             target,

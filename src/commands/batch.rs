@@ -5,8 +5,8 @@ use crate::batch::{self, BatchSettings, BatchTarget};
 use crate::cli::BatchArgs;
 use crate::error::{Error, Result};
 use crate::settings::{
-    process_env, resolve_target, ComfyServer, Env, Preflight, RunpodOptions, Target, TargetFlags,
-    DEFAULT_CLIENT_ID,
+    process_env, refuse_other_target_flags, resolve_target, ComfyServer, Env, Preflight,
+    RunpodOptions, Target, TargetFlags, DEFAULT_CLIENT_ID,
 };
 
 pub fn run(a: &BatchArgs) -> Result<i32> {
@@ -40,30 +40,28 @@ pub fn resolve(a: &BatchArgs, env: Env) -> Result<BatchSettings> {
             Target::Runpod(r) => BatchTarget::Runpod(Box::new(r)),
         }
     };
-    match &target {
-        BatchTarget::Comfy(_) => {
-            for (flag, set) in [
-                ("--sync", a.sync),
-                ("--ttl", a.ttl.is_some()),
-                ("--execution-timeout", a.execution_timeout.is_some()),
-                ("--api-key-file", a.runpod.api_key_file.is_some()),
-            ] {
-                if set {
-                    return Err(Error::Usage(format!(
-                        "{flag} applies to RunPod only, but this batch goes to ComfyUI; pass --endpoint ID or --runpod-url URL to run it on RunPod"
-                    )));
-                }
-            }
-        }
-        BatchTarget::Runpod(r) => {
-            if !a.headers.is_empty() {
-                return Err(Error::Usage(format!(
-                    "--header applies to ComfyUI servers only, but this batch goes to the RunPod endpoint {}",
-                    r.shown
-                )));
-            }
-        }
-    }
+    let (on_comfy, shown) = match &target {
+        BatchTarget::Comfy(v) => (
+            true,
+            v.iter()
+                .map(ComfyServer::shown)
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
+        BatchTarget::Runpod(r) => (false, r.shown.clone()),
+    };
+    refuse_other_target_flags(
+        on_comfy,
+        &shown,
+        "batch",
+        &[
+            ("--sync", a.sync),
+            ("--ttl", a.ttl.is_some()),
+            ("--execution-timeout", a.execution_timeout.is_some()),
+            ("--api-key-file", a.runpod.api_key_file.is_some()),
+        ],
+        &[("--header", !a.headers.is_empty())],
+    )?;
     if a.parallel == Some(0) {
         return Err(Error::Usage(
             "-j 0: at least one job must be in flight".into(),
