@@ -68,7 +68,12 @@ impl Journal {
     /// (the process was killed mid-write) is ignored; any other unreadable line is an error.
     pub fn open(path: &Path) -> Result<(Journal, HashMap<String, State>)> {
         let mut states = HashMap::new();
-        if let Ok(text) = std::fs::read_to_string(path) {
+        // Read once, as bytes: a record torn inside a multi-byte character (a non-ASCII output
+        // path) must not make the whole journal unreadable. comfyctl writes valid UTF-8, so
+        // only a torn tail can be invalid, and it is dropped below.
+        let bytes = std::fs::read(path).unwrap_or_default();
+        {
+            let text = String::from_utf8_lossy(&bytes);
             let lines: Vec<&str> = text.lines().collect();
             for (i, l) in lines.iter().enumerate() {
                 if l.trim().is_empty() {
@@ -108,7 +113,8 @@ impl Journal {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir.display().to_string(), e))?;
         }
         // A torn last line (never a whole record) is cut off, so the next record starts clean.
-        if let Ok(b) = std::fs::read(path) {
+        {
+            let b = &bytes;
             if !b.is_empty() && !b.ends_with(b"\n") {
                 let keep = b.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
                 std::fs::OpenOptions::new()
@@ -236,6 +242,35 @@ mod tests {
         .unwrap();
         let (_, s) = Journal::open(&p).unwrap();
         assert!(matches!(s["b"], State::Failed { .. }));
+    }
+
+    #[test]
+    fn a_record_torn_inside_a_multibyte_character_keeps_the_rest() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.jsonl");
+        {
+            let (j, _) = Journal::open(&p).unwrap();
+            j.append("accepted", "a", Some("p-1"), None, Value::Null)
+                .unwrap();
+        }
+        let torn = "{\"ev\":\"finished\",\"id\":\"b\",\"detail\":[{\"path\":\"füchse/é".as_bytes();
+        let torn = &torn[..torn.len() - 1]; // cut inside the two bytes of 'é'
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&p)
+            .unwrap()
+            .write_all(torn)
+            .unwrap();
+        let (_, s) = Journal::open(&p).unwrap();
+        assert_eq!(
+            s["a"],
+            State::Accepted {
+                remote: "p-1".into(),
+                target: None
+            }
+        );
+        assert!(!s.contains_key("b"));
+        assert!(std::fs::read(&p).unwrap().ends_with(b"\n"));
     }
 
     #[test]
