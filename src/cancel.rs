@@ -27,6 +27,19 @@ pub enum Reason {
     Timeout(Duration),
 }
 
+impl Reason {
+    /// The error a cancelled job ends with; `what` says what became of the remote job.
+    pub fn into_error(self, what: &str) -> crate::error::Error {
+        match self {
+            Reason::Timeout(d) => crate::error::Error::Timeout(format!(
+                "--timeout {} ran out; {what}",
+                humantime::format_duration(d)
+            )),
+            Reason::Signal(s) => crate::error::Error::Interrupted(format!("{s}; {what}")),
+        }
+    }
+}
+
 /// The run's cancellation: a token, the reason once cancelled, and what may still run remotely.
 #[derive(Debug, Clone)]
 pub struct Cancel {

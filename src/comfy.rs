@@ -550,6 +550,11 @@ impl Target for ComfyTarget {
         }
     }
 
+    /// `comfyctl cancel` is RunPod's; a ComfyUI prompt is cancelled in ComfyUI's queue.
+    fn cancel_command(&self, _id: &str) -> Option<String> {
+        None
+    }
+
     fn refetch_command(&self, id: &str) -> String {
         self.status_command(id, true)
     }

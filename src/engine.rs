@@ -7,7 +7,7 @@
 //! SIGHUP, `--timeout`), outputs are saved through the one path in [`crate::outputs`], and the
 //! result is the one [`JobResult`] whatever the target.
 
-use crate::cancel::{Cancel, Reason};
+use crate::cancel::Cancel;
 use crate::diagnostic::{Diagnostic, Severity};
 use crate::error::{Error, Result};
 use crate::job::Prepared;
@@ -176,6 +176,9 @@ pub trait Target {
     /// The command that saves a finished job's outputs later, as it can be pasted.
     fn refetch_command(&self, id: &str) -> String;
 
+    /// The command that cancels the job later, as it can be pasted, when there is one.
+    fn cancel_command(&self, id: &str) -> Option<String>;
+
     /// What the target says about itself, for the manifest (ComfyUI: version, device, cache
     /// mode, the schema of the classes `job` uses, the server-side image names; RunPod: the
     /// endpoint). Best effort and cheap: never an error, `null` when nothing is known.
@@ -283,14 +286,7 @@ pub async fn run_job<T: Target>(
                 (None, _) => "nothing had been submitted yet".into(),
             };
             r.timings.total_s = secs(t0.elapsed());
-            let e = match reason {
-                Reason::Timeout(d) => Error::Timeout(format!(
-                    "--timeout {} ran out; {what}",
-                    humantime::format_duration(d)
-                )),
-                Reason::Signal(s) => Error::Interrupted(format!("{s}; {what}")),
-            };
-            Err(r.fail(e))
+            Err(r.fail(reason.into_error(&what)))
         }
     }
 }
@@ -328,13 +324,7 @@ pub async fn attach_job<T: Target>(
         Ok(Err(e)) => Err(r.fail(e)),
         Err(reason) => {
             let what = target.cancel(id).await;
-            Err(r.fail(match reason {
-                Reason::Timeout(d) => Error::Timeout(format!(
-                    "--timeout {} ran out; {what}",
-                    humantime::format_duration(d)
-                )),
-                Reason::Signal(s) => Error::Interrupted(format!("{s}; {what}")),
-            }))
+            Err(r.fail(reason.into_error(&what)))
         }
     }
 }

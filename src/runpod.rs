@@ -490,6 +490,10 @@ impl Target for RunpodTarget {
         }
     }
 
+    fn cancel_command(&self, id: &str) -> Option<String> {
+        Some(self.command("cancel", id, ""))
+    }
+
     fn refetch_command(&self, id: &str) -> String {
         self.command("status", id, &format!("--save -o {}", self.out_dir))
     }

@@ -881,3 +881,28 @@ fn sync_with_a_timeout_cancels_the_job_it_created() {
     assert_eq!(fake.count("POST", "/cancel"), 1, "{}", r.stderr);
     assert!(r.stderr.contains("was cancelled"), "{}", r.stderr);
 }
+
+/// `status --wait` that runs out of time leaves the job alone and prints a cancel command that
+/// works when pasted (it names the endpoint).
+#[test]
+fn status_wait_timeout_prints_a_pasteable_cancel_command() {
+    let fake = FakeRunpod::start(Script {
+        outcome: Outcome::StuckInQueue,
+        ..ok_script()
+    });
+    fake.add_job("job-s");
+    let r = run(other_cmd(
+        &fake,
+        &["status", "job-s", "--wait", "--timeout", "1s"],
+    ));
+    assert_eq!(r.code, 4, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "job job-s keeps running (cancel it with: comfyctl cancel job-s --runpod-url {})",
+            fake.url()
+        )),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(fake.count("POST", "/cancel"), 0);
+}

@@ -2,7 +2,7 @@
 //! (`--endpoint` / `--runpod-url`) or a ComfyUI prompt (`--url`) — wait for it, save its outputs.
 //! Attaching goes through the same engine as `send`, so the outputs are saved the same way.
 
-use crate::cancel::{Cancel, Reason};
+use crate::cancel::Cancel;
 use crate::cli::StatusArgs;
 use crate::comfy::ComfyTarget;
 use crate::engine::{save_outputs, Event, Events, Target};
@@ -108,13 +108,12 @@ async fn status<T: Target>(
         };
         tokio::select! {
             res = flow => res,
-            reason = cancel.cancelled() => Err(match reason {
-                Reason::Timeout(d) => Error::Timeout(format!(
-                    "job {id} has not finished after {} (--timeout); it keeps running (cancel it with: comfyctl cancel {id})",
-                    humantime::format_duration(d)
-                )),
-                Reason::Signal(sig) => Error::Interrupted(format!("{sig}; job {id} keeps running")),
-            }),
+            reason = cancel.cancelled() => Err(reason.into_error(&format!(
+                "job {id} keeps running{}",
+                t.cancel_command(id)
+                    .map(|c| format!(" (cancel it with: {c})"))
+                    .unwrap_or_default()
+            ))),
         }
     };
     r.timings.total_s = secs(t0.elapsed());
